@@ -1,0 +1,51 @@
+//! What a function builds once per cold start and lends to every request.
+
+use crate::config::{Config, ConfigError};
+use crate::email::Mailer;
+use crate::store::Store;
+
+/// Whether a function sends email, and so needs `SENDER_EMAIL`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mail {
+    /// It sends email: a missing `SENDER_EMAIL` fails the cold start.
+    Required,
+    /// It never sends email.
+    NotUsed,
+}
+
+/// Configuration and clients, built once.
+#[derive(Clone, Debug)]
+pub struct App {
+    /// The configuration.
+    pub config: Config,
+    /// The table.
+    pub store: Store,
+    /// SES, where the function sends email.
+    pub mailer: Option<Mailer>,
+}
+
+impl App {
+    /// Reads the environment and builds the clients (endpoints, region and
+    /// credentials come from the AWS SDK's own variables).
+    pub async fn from_env(mail: Mail) -> Result<App, ConfigError> {
+        let config = Config::from_env()?;
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        App::new(config, aws_sdk_dynamodb::Client::new(&sdk), aws_sdk_sesv2::Client::new(&sdk), mail)
+    }
+
+    /// Builds an app from ready clients.
+    pub fn new(
+        config: Config,
+        dynamodb: aws_sdk_dynamodb::Client,
+        ses: aws_sdk_sesv2::Client,
+        mail: Mail,
+    ) -> Result<App, ConfigError> {
+        let mailer = match (mail, &config.sender_email) {
+            (Mail::Required, None) => return Err(ConfigError::Missing("SENDER_EMAIL")),
+            (Mail::Required, Some(sender)) => Some(Mailer::new(ses, sender.clone())),
+            (Mail::NotUsed, _) => None,
+        };
+        let store = Store::new(dynamodb, config.table_name.clone());
+        Ok(App { config, store, mailer })
+    }
+}

@@ -1,0 +1,107 @@
+//! Configuration, read once per cold start from the environment.
+
+use crate::plans::{Catalogue, CatalogueError};
+
+/// The default referral link base of the contract.
+pub const DEFAULT_REFERRAL_BASE_URL: &str = "https://app.example.com/signup";
+
+/// Everything a function needs to know besides its AWS clients.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The DynamoDB table (`TABLE_NAME`).
+    pub table_name: String,
+    /// Verified SES identity emails are sent from (`SENDER_EMAIL`); only the
+    /// functions that send email require it.
+    pub sender_email: Option<String>,
+    /// Base of referral links (`REFERRAL_BASE_URL`).
+    pub referral_base_url: String,
+    /// Plans and bonuses (`CREDITS_CONFIG` over the defaults).
+    pub catalogue: Catalogue,
+}
+
+/// A configuration the function cannot start with.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A required variable is not set.
+    #[error("{0} is not set")]
+    Missing(&'static str),
+    /// A variable is set to something unusable.
+    #[error("{name} is invalid: {reason}")]
+    Invalid {
+        /// The variable.
+        name: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// `CREDITS_CONFIG` does not describe a usable catalogue.
+    #[error(transparent)]
+    Catalogue(#[from] CatalogueError),
+}
+
+impl Config {
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `lookup`, so tests can supply their own.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let set = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let table_name = set("TABLE_NAME").ok_or(ConfigError::Missing("TABLE_NAME"))?;
+        if !(3..=255).contains(&table_name.len()) {
+            return Err(ConfigError::Invalid { name: "TABLE_NAME", reason: "must be 3 to 255 characters".into() });
+        }
+        let sender_email = set("SENDER_EMAIL");
+        if let Some(sender) = &sender_email {
+            if crate::types::Email::parse(sender).is_err() {
+                return Err(ConfigError::Invalid { name: "SENDER_EMAIL", reason: "not an email address".into() });
+            }
+        }
+        let referral_base_url = set("REFERRAL_BASE_URL").unwrap_or_else(|| DEFAULT_REFERRAL_BASE_URL.to_owned());
+        if !referral_base_url.starts_with("https://") && !referral_base_url.starts_with("http://") {
+            return Err(ConfigError::Invalid { name: "REFERRAL_BASE_URL", reason: "must start with https://".into() });
+        }
+        let catalogue = match set("CREDITS_CONFIG") {
+            Some(json) => Catalogue::from_json(&json)?,
+            None => Catalogue::default(),
+        };
+        Ok(Config { table_name, sender_email, referral_base_url, catalogue })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn missing_table_name_is_named() {
+        let err = config(&[]).expect_err("no table");
+        assert_eq!(err.to_string(), "TABLE_NAME is not set");
+    }
+
+    #[test]
+    fn defaults_apply_where_nothing_is_set() {
+        let c = config(&[("TABLE_NAME", "credits")]).expect("valid");
+        assert_eq!(c.referral_base_url, DEFAULT_REFERRAL_BASE_URL);
+        assert_eq!(c.sender_email, None);
+        assert_eq!(c.catalogue, Catalogue::default());
+    }
+
+    #[test]
+    fn a_bad_credits_config_fails_with_its_reason() {
+        let err = config(&[("TABLE_NAME", "credits"), ("CREDITS_CONFIG", r#"{"plans": 3}"#)]).expect_err("bad");
+        assert!(err.to_string().starts_with("invalid CREDITS_CONFIG: plans: invalid type"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_sender_is_refused() {
+        let err = config(&[("TABLE_NAME", "credits"), ("SENDER_EMAIL", "nobody")]).expect_err("bad");
+        assert!(err.to_string().contains("SENDER_EMAIL"), "{err}");
+    }
+}

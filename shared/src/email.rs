@@ -1,0 +1,332 @@
+//! Emails: what each says, the outbox item that carries it, and SES v2.
+//!
+//! An email is written to the outbox in the same transaction as the credit
+//! change that causes it, sent right after the commit, then marked sent. A
+//! failed send leaves it pending, with its attempt count and next attempt
+//! time, for the scheduled `email-outbox` function.
+
+use crate::balance::Balance;
+use crate::cycle::{format_time, Time};
+use crate::store::Store;
+use aws_sdk_sesv2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
+use chrono::Duration;
+
+/// How long an email waits after its commit before the scheduled sender may
+/// pick it up: the request's own send normally marks it sent well before.
+pub const FIRST_SEND_GRACE: Duration = Duration::minutes(2);
+
+/// Attempts after which an email is given up on (`failed`).
+pub const MAX_ATTEMPTS: u32 = 8;
+
+/// Delay before the next attempt after `attempts` failed ones: 1, 2, 4, ...
+/// minutes, at most 6 hours.
+pub fn backoff(attempts: u32) -> Duration {
+    let minutes = 1_i64 << attempts.saturating_sub(1).min(9);
+    Duration::minutes(minutes.min(360))
+}
+
+/// Which email.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EmailKind {
+    /// To a referrer, for a rewarded signup.
+    ReferralSignupBonus,
+    /// To a referrer, for a referred user's upgrade.
+    ReferralUpgradeBonus,
+    /// To a buyer.
+    PurchaseReceipt,
+}
+
+impl EmailKind {
+    /// The kind's stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EmailKind::ReferralSignupBonus => "referral_signup_bonus",
+            EmailKind::ReferralUpgradeBonus => "referral_upgrade_bonus",
+            EmailKind::PurchaseReceipt => "purchase_receipt",
+        }
+    }
+}
+
+/// An email in the outbox.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboxEmail {
+    /// Unique and derived from the request that caused it, so a retried
+    /// transaction writes the same email, once.
+    pub id: String,
+    /// Which email.
+    pub kind: EmailKind,
+    /// Recipient.
+    pub to: String,
+    /// Subject line.
+    pub subject: String,
+    /// Plain-text body.
+    pub text: String,
+    /// HTML body.
+    pub html: String,
+    /// When it was queued.
+    pub created_at: Time,
+    /// When the scheduled sender may try it.
+    pub next_attempt_at: Time,
+}
+
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `1234567` → `1,234,567`.
+pub fn thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 {
+        out.insert(0, '-');
+    }
+    out
+}
+
+/// `1050` cents → `$10.50`.
+pub fn dollars(cents: i64) -> String {
+    format!("${}.{:02}", thousands(cents / 100), (cents % 100).abs())
+}
+
+fn compose(id: String, kind: EmailKind, to: &str, subject: String, lines: &[String], at: Time) -> OutboxEmail {
+    let text = format!("{}\n\n— The credits team\n", lines.join("\n\n"));
+    let paragraphs: String = lines.iter().map(|l| format!("<p>{}</p>", escape(l))).collect();
+    let html = format!(
+        "<!doctype html><html><body style=\"font-family:sans-serif\">{paragraphs}<p>— The credits team</p></body></html>"
+    );
+    OutboxEmail {
+        id,
+        kind,
+        to: to.to_owned(),
+        subject,
+        text,
+        html,
+        created_at: at,
+        next_attempt_at: at + FIRST_SEND_GRACE,
+    }
+}
+
+/// The referrer's email for a rewarded signup.
+pub fn referral_signup_bonus(new_user: &str, to: &str, bonus: i64, balance: Balance, at: Time) -> OutboxEmail {
+    compose(
+        format!("signup-bonus#{new_user}"),
+        EmailKind::ReferralSignupBonus,
+        to,
+        format!("You earned {} bonus credits", thousands(bonus)),
+        &[
+            "Someone you invited just signed up with your referral link.".to_owned(),
+            format!(
+                "We added {} credits to your bonus balance. Your balance is now {} credits.",
+                thousands(bonus),
+                thousands(balance.total())
+            ),
+        ],
+        at,
+    )
+}
+
+/// The referrer's email for a referred user's upgrade.
+pub fn referral_upgrade_bonus(
+    change: (&str, &str),
+    to: &str,
+    bonus: i64,
+    plan: &str,
+    balance: Balance,
+    at: Time,
+) -> OutboxEmail {
+    let (user_id, change_id) = change;
+    compose(
+        format!("upgrade-bonus#{user_id}#{change_id}"),
+        EmailKind::ReferralUpgradeBonus,
+        to,
+        format!("You earned {} bonus credits", thousands(bonus)),
+        &[
+            format!("Someone you invited upgraded to the {plan} plan."),
+            format!(
+                "We added {} credits to your bonus balance. Your balance is now {} credits.",
+                thousands(bonus),
+                thousands(balance.total())
+            ),
+        ],
+        at,
+    )
+}
+
+/// What a purchase receipt shows.
+pub struct Receipt<'a> {
+    /// The buyer.
+    pub user_id: &'a str,
+    /// The payment.
+    pub payment_id: &'a str,
+    /// Amount paid.
+    pub amount_cents: i64,
+    /// Credits bought.
+    pub credits: i64,
+    /// The rate applied.
+    pub rate_per_dollar: i64,
+    /// The buyer's plan.
+    pub plan: &'a str,
+    /// The balance after the purchase.
+    pub balance: Balance,
+}
+
+/// The buyer's receipt.
+pub fn purchase_receipt(r: &Receipt<'_>, to: &str, at: Time) -> OutboxEmail {
+    compose(
+        format!("receipt#{}#{}", r.user_id, r.payment_id),
+        EmailKind::PurchaseReceipt,
+        to,
+        format!("Your receipt: {} credits", thousands(r.credits)),
+        &[
+            "Thank you for your purchase.".to_owned(),
+            format!(
+                "Payment {}: {} USD for {} flexible credits ({} plan, {} credits per dollar).",
+                r.payment_id,
+                dollars(r.amount_cents),
+                thousands(r.credits),
+                r.plan,
+                r.rate_per_dollar
+            ),
+            format!(
+                "Flexible credits never expire. Your balance is now {} credits.",
+                thousands(r.balance.total())
+            ),
+        ],
+        at,
+    )
+}
+
+/// Why SES did not take an email.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// SES asks us to slow down: not the email's fault.
+    #[error("SES throttled: {0}")]
+    Throttled(String),
+    /// Anything else: refused, unreachable, misconfigured.
+    #[error("SES failed: {0}")]
+    Failed(String),
+}
+
+/// Sends emails from the configured sender through SES v2.
+#[derive(Clone, Debug)]
+pub struct Mailer {
+    client: aws_sdk_sesv2::Client,
+    sender: String,
+}
+
+impl Mailer {
+    /// A mailer sending as `sender`.
+    pub fn new(client: aws_sdk_sesv2::Client, sender: impl Into<String>) -> Mailer {
+        Mailer { client, sender: sender.into() }
+    }
+
+    /// Sends one email; returns SES's message id.
+    pub async fn send(&self, email: &OutboxEmail) -> Result<String, SendError> {
+        let content = |text: &str| {
+            Content::builder().data(text).charset("UTF-8").build().map_err(|e| SendError::Failed(e.to_string()))
+        };
+        let message = Message::builder()
+            .subject(content(&email.subject)?)
+            .body(Body::builder().text(content(&email.text)?).html(content(&email.html)?).build())
+            .build();
+        let result = self
+            .client
+            .send_email()
+            .from_email_address(&self.sender)
+            .destination(Destination::builder().to_addresses(&email.to).build())
+            .content(EmailContent::builder().simple(message).build())
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(out.message_id.unwrap_or_default()),
+            Err(err) => {
+                let throttled = matches!(&err, SdkError::ServiceError(e)
+                    if matches!(e.err().code(), Some("TooManyRequestsException" | "Throttling" | "ThrottlingException" | "LimitExceededException")));
+                let text = DisplayErrorContext(&err).to_string();
+                Err(if throttled { SendError::Throttled(text) } else { SendError::Failed(text) })
+            }
+        }
+    }
+}
+
+/// Sends freshly committed emails and records the outcome of each. Never
+/// fails: whatever goes wrong leaves the email pending for the scheduled
+/// sender, and is logged.
+pub async fn deliver(store: &Store, mailer: &Mailer, emails: &[OutboxEmail], now: Time) {
+    for email in emails {
+        let to = crate::types::redact(&email.to);
+        match mailer.send(email).await {
+            Ok(message_id) => match store.email_sent(&email.id, &message_id, now).await {
+                Ok(()) => tracing::info!(email_id = %email.id, kind = email.kind.as_str(), %to, "email sent"),
+                Err(e) => tracing::warn!(email_id = %email.id, error = %e, "email sent but not marked sent"),
+            },
+            Err(e) => {
+                let next = now + backoff(1);
+                tracing::warn!(email_id = %email.id, kind = email.kind.as_str(), %to, error = %e,
+                    next_attempt_at = %format_time(next), "email not sent; left pending");
+                if let Err(e) = store.email_attempt_failed(&email.id, 1, next, &e.to_string()).await {
+                    tracing::warn!(email_id = %email.id, error = %e, "could not record the failed attempt");
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_written_for_people() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_000), "1,000");
+        assert_eq!(thousands(-1_234_567), "-1,234,567");
+        assert_eq!(dollars(1_050), "$10.50");
+        assert_eq!(dollars(1_000_000), "$10,000.00");
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_six_hours() {
+        let minutes: Vec<i64> = (1..=11).map(|a| backoff(a).num_minutes()).collect();
+        assert_eq!(minutes, [1, 2, 4, 8, 16, 32, 64, 128, 256, 360, 360]);
+    }
+
+    #[test]
+    fn html_bodies_escape_what_they_quote() {
+        let at = crate::cycle::now();
+        let r = Receipt {
+            user_id: "u",
+            payment_id: "p<1>",
+            amount_cents: 1_000,
+            credits: 3_000,
+            rate_per_dollar: 300,
+            plan: "pro",
+            balance: Balance { plan: 5_000, bonus: 0, flexible: 3_000 },
+        };
+        let email = purchase_receipt(&r, "a@b.c", at);
+        assert!(email.html.contains("p&lt;1&gt;"));
+        assert!(email.text.contains("p<1>"));
+        assert!(email.text.contains("$10.00 USD for 3,000 flexible credits"));
+        assert!(email.text.contains("8,000 credits"));
+        assert_eq!(email.next_attempt_at - email.created_at, FIRST_SEND_GRACE);
+    }
+}

@@ -1,0 +1,236 @@
+//! API Gateway (HTTP API, payload 2.0) glue: routing paths, authentication,
+//! JSON bodies, the contract's error answers, and one log line per request.
+
+use crate::store::StoreError;
+use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
+use lambda_http::http::{header, StatusCode};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::de::DeserializeOwned;
+use std::future::Future;
+use std::time::Instant;
+use tracing::Instrument;
+
+/// Largest request body accepted; the contract's bodies are a few hundred bytes.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// An answer other than 2xx: the contract's status, code and a message for people.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: u16,
+    /// The contract's error code.
+    pub code: &'static str,
+    /// What went wrong, for people; never internal detail.
+    pub message: String,
+}
+
+impl ApiError {
+    fn new(status: u16, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError { status, code, message: message.into() }
+    }
+
+    /// 400 `invalid_request`.
+    pub fn invalid(message: impl Into<String>) -> ApiError {
+        ApiError::new(400, "invalid_request", message)
+    }
+
+    /// 400 `invalid_request` about one field.
+    pub fn field(field: &str, problem: impl std::fmt::Display) -> ApiError {
+        ApiError::invalid(format!("{field}: {problem}"))
+    }
+
+    /// 401 `unauthenticated`.
+    pub fn unauthenticated(message: impl Into<String>) -> ApiError {
+        ApiError::new(401, "unauthenticated", message)
+    }
+
+    /// 402 `insufficient_credits`.
+    pub fn insufficient_credits(message: impl Into<String>) -> ApiError {
+        ApiError::new(402, "insufficient_credits", message)
+    }
+
+    /// 403 `plan_not_eligible`.
+    pub fn plan_not_eligible(message: impl Into<String>) -> ApiError {
+        ApiError::new(403, "plan_not_eligible", message)
+    }
+
+    /// 404 `account_not_found`.
+    pub fn account_not_found() -> ApiError {
+        ApiError::new(404, "account_not_found", "no account has this user_id")
+    }
+
+    /// 404 `not_found`.
+    pub fn not_found() -> ApiError {
+        ApiError::new(404, "not_found", "no such route on this function")
+    }
+
+    /// 409 `idempotency_conflict`.
+    pub fn idempotency_conflict(key_field: &str) -> ApiError {
+        ApiError::new(
+            409,
+            "idempotency_conflict",
+            format!("this {key_field} was already used with a different request"),
+        )
+    }
+
+    /// 503 `unavailable`.
+    pub fn unavailable() -> ApiError {
+        ApiError::new(503, "unavailable", "the service is busy; retry with the same key")
+    }
+
+    /// 500 `internal`.
+    pub fn internal() -> ApiError {
+        ApiError::new(500, "internal", "internal error")
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> ApiError {
+        match err {
+            StoreError::Unavailable(detail) => {
+                tracing::warn!(error = %detail, "DynamoDB unavailable");
+                ApiError::unavailable()
+            }
+            other => {
+                tracing::error!(error = %other, "store error");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
+/// A successful answer; bodies are JSON text, serialised once so that a
+/// replay returns exactly the original bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// 200.
+    Ok(String),
+    /// 201.
+    Created(String),
+    /// 200 with `idempotent-replayed: true`: the original body of a replay.
+    Replayed(String),
+}
+
+/// Serialises a response body.
+pub fn to_json(value: &impl serde::Serialize) -> Result<String, ApiError> {
+    serde_json::to_string(value).map_err(|e| {
+        tracing::error!(error = %e, "response does not serialise");
+        ApiError::internal()
+    })
+}
+
+/// Turns an outcome into the HTTP response.
+pub fn respond(outcome: &Result<Reply, ApiError>) -> Response<Body> {
+    let (status, body, replayed) = match outcome {
+        Ok(Reply::Ok(body)) => (200, body.clone(), false),
+        Ok(Reply::Created(body)) => (201, body.clone(), false),
+        Ok(Reply::Replayed(body)) => (200, body.clone(), true),
+        Err(e) => {
+            let body = serde_json::json!({"error": {"code": e.code, "message": e.message}});
+            (e.status, body.to_string(), false)
+        }
+    };
+    let mut response = Response::builder()
+        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        .header(header::CONTENT_TYPE, "application/json");
+    if replayed {
+        response = response.header("idempotent-replayed", "true");
+    }
+    response.body(Body::Text(body)).unwrap_or_else(|_| Response::new(Body::Empty))
+}
+
+fn v2_context(req: &Request) -> Option<&ApiGatewayV2httpRequestContext> {
+    match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => Some(ctx),
+        _ => None,
+    }
+}
+
+/// The request's path without the stage prefix API Gateway adds for named
+/// stages (`/prod/v1/me/balance` → `/v1/me/balance`).
+pub fn path(req: &Request) -> String {
+    let raw = req.raw_http_path();
+    let raw = if raw.is_empty() { req.uri().path() } else { raw };
+    let stage = v2_context(req).and_then(|c| c.stage.as_deref()).filter(|s| !s.is_empty() && *s != "$default");
+    if let Some(rest) = stage.and_then(|stage| raw.strip_prefix('/').and_then(|r| r.strip_prefix(stage))) {
+        if rest.starts_with('/') {
+            return rest.to_owned();
+        }
+    }
+    raw.to_owned()
+}
+
+/// Service routes: refuses events that API Gateway did not authorise with IAM.
+pub fn require_iam(req: &Request) -> Result<(), ApiError> {
+    match v2_context(req).and_then(|c| c.authorizer.as_ref()).and_then(|a| a.iam.as_ref()) {
+        Some(_) => Ok(()),
+        None => Err(ApiError::unauthenticated("this route requires IAM (SigV4) authorization")),
+    }
+}
+
+/// User routes: the user id, from the validated JWT's `sub` claim and nowhere else.
+pub fn jwt_subject(req: &Request) -> Result<crate::types::UserId, ApiError> {
+    let sub = v2_context(req)
+        .and_then(|c| c.authorizer.as_ref())
+        .and_then(|a| a.jwt.as_ref())
+        .and_then(|jwt| jwt.claims.get("sub"))
+        .filter(|sub| !sub.is_empty())
+        .ok_or_else(|| ApiError::unauthenticated("this route requires a signed-in user (JWT with a sub claim)"))?;
+    crate::types::UserId::parse(sub).map_err(|_| ApiError::unauthenticated("the token's sub claim is not a valid user id"))
+}
+
+/// Parses a JSON object body into `T`, naming the field at fault.
+pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
+    let bytes: &[u8] = req.body().as_ref();
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(ApiError::invalid(format!("the body must be at most {MAX_BODY_BYTES} bytes")));
+    }
+    // Through a Value first: it bounds nesting (serde_json's recursion limit)
+    // and lets us insist on an object, where serde would also take an array.
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::invalid(format!("the body is not valid JSON ({e})")))?;
+    if !value.is_object() {
+        return Err(ApiError::invalid("the body must be a JSON object"));
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." {
+            ApiError::invalid(inner.to_string())
+        } else {
+            ApiError::field(&path, inner)
+        }
+    })
+}
+
+/// Records the user a request is about in its log line.
+pub fn record_user(user_id: &crate::types::UserId) {
+    tracing::Span::current().record("user", user_id.redacted());
+}
+
+/// Runs a route's work and answers it, logging one line: route, user,
+/// status, error code and latency.
+pub async fn serve<F>(req: &Request, work: F) -> Response<Body>
+where
+    F: Future<Output = Result<Reply, ApiError>>,
+{
+    let started = Instant::now();
+    let route: String = format!("{} {}", req.method(), path(req)).chars().take(160).collect();
+    let request_id = v2_context(req).and_then(|c| c.request_id.clone()).unwrap_or_default();
+    let span = tracing::info_span!("request", %route, %request_id, user = tracing::field::Empty);
+    let outcome = work.instrument(span.clone()).await;
+    let response = respond(&outcome);
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let status = response.status().as_u16();
+    let code = outcome.as_ref().err().map_or("", |e| e.code);
+    let replayed = matches!(outcome, Ok(Reply::Replayed(_)));
+    span.in_scope(|| {
+        if status >= 500 {
+            tracing::error!(status, code, replayed, latency_ms, "request failed");
+        } else {
+            tracing::info!(status, code, replayed, latency_ms, "request done");
+        }
+    });
+    response
+}
