@@ -38,8 +38,11 @@ impl Balance {
             bonus: self.bonus.checked_add(delta.bonus)?,
             flexible: self.flexible.checked_add(delta.flexible)?,
         };
-        (after.plan >= 0 && after.bonus >= 0 && after.flexible >= 0 && after.plan.checked_add(after.bonus)?.checked_add(after.flexible).is_some())
-            .then_some(after)
+        (after.plan >= 0
+            && after.bonus >= 0
+            && after.flexible >= 0
+            && after.plan.checked_add(after.bonus)?.checked_add(after.flexible).is_some())
+        .then_some(after)
     }
 }
 

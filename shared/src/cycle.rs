@@ -30,11 +30,7 @@ impl Cycle {
 
     /// The cycle that follows this one.
     pub fn next(&self) -> Option<Cycle> {
-        Some(Cycle {
-            start: self.end,
-            end: add_month(self.end, self.anchor_day)?,
-            anchor_day: self.anchor_day,
-        })
+        Some(Cycle { start: self.end, end: add_month(self.end, self.anchor_day)?, anchor_day: self.anchor_day })
     }
 }
 

@@ -90,7 +90,7 @@ pub fn thousands(n: i64) -> String {
     let digits = n.unsigned_abs().to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -205,10 +205,7 @@ pub fn purchase_receipt(r: &Receipt<'_>, to: &str, at: Time) -> OutboxEmail {
                 r.plan,
                 r.rate_per_dollar
             ),
-            format!(
-                "Flexible credits never expire. Your balance is now {} credits.",
-                thousands(r.balance.total())
-            ),
+            format!("Flexible credits never expire. Your balance is now {} credits.", thousands(r.balance.total())),
         ],
         at,
     )

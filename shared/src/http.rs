@@ -177,7 +177,8 @@ pub fn jwt_subject(req: &Request) -> Result<crate::types::UserId, ApiError> {
         .and_then(|jwt| jwt.claims.get("sub"))
         .filter(|sub| !sub.is_empty())
         .ok_or_else(|| ApiError::unauthenticated("this route requires a signed-in user (JWT with a sub claim)"))?;
-    crate::types::UserId::parse(sub).map_err(|_| ApiError::unauthenticated("the token's sub claim is not a valid user id"))
+    crate::types::UserId::parse(sub)
+        .map_err(|_| ApiError::unauthenticated("the token's sub claim is not a valid user id"))
 }
 
 /// Parses a JSON object body into `T`, naming the field at fault.
@@ -188,8 +189,8 @@ pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     }
     // Through a Value first: it bounds nesting (serde_json's recursion limit)
     // and lets us insist on an object, where serde would also take an array.
-    let value: serde_json::Value = serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::invalid(format!("the body is not valid JSON ({e})")))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| ApiError::invalid(format!("the body is not valid JSON ({e})")))?;
     if !value.is_object() {
         return Err(ApiError::invalid("the body must be a JSON object"));
     }

@@ -216,8 +216,10 @@ mod tests {
 
     #[test]
     fn purchases_round_down_to_whole_credits() {
-        let c = Catalogue::from_json(r#"{"plans":[{"name":"free","rank":0,"monthly_allowance":10,"rate_per_dollar":150}]}"#)
-            .expect("valid config");
+        let c = Catalogue::from_json(
+            r#"{"plans":[{"name":"free","rank":0,"monthly_allowance":10,"rate_per_dollar":150}]}"#,
+        )
+        .expect("valid config");
         assert_eq!(c.purchase_credits(plan(&c, "free"), 101), Some(151));
     }
 
@@ -243,8 +245,14 @@ mod tests {
     fn invalid_configs_are_refused_with_a_reason() {
         let cases = [
             (r#"{"plans": []}"#, "1 to 32 plans"),
-            (r#"{"plans":[{"name":"free","rank":0,"monthly_allowance":1},{"name":"free","rank":1,"monthly_allowance":1}]}"#, "twice"),
-            (r#"{"plans":[{"name":"free","rank":0,"monthly_allowance":1},{"name":"b","rank":0,"monthly_allowance":1}]}"#, "rank"),
+            (
+                r#"{"plans":[{"name":"free","rank":0,"monthly_allowance":1},{"name":"free","rank":1,"monthly_allowance":1}]}"#,
+                "twice",
+            ),
+            (
+                r#"{"plans":[{"name":"free","rank":0,"monthly_allowance":1},{"name":"b","rank":0,"monthly_allowance":1}]}"#,
+                "rank",
+            ),
             (r#"{"plans":[{"name":"free","rank":0,"monthly_allowance":-1}]}"#, "monthly_allowance"),
             (r#"{"plans":[{"name":"Free","rank":0,"monthly_allowance":1}]}"#, "plan name"),
             (r#"{"plans":[{"name":"free","rank":0,"monthly_allowance":1,"rate_per_dollar":0}]}"#, "rate_per_dollar"),

@@ -10,7 +10,9 @@ use lambda_http::{Body, Request, RequestExt, Response};
 pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, lambda_http::Error> {
     Ok(serve(&req, async {
         let route = path(&req);
-        if req.method() != Method::GET || !matches!(route.as_str(), "/v1/me/balance" | "/v1/me/ledger" | "/v1/me/referral") {
+        if req.method() != Method::GET
+            || !matches!(route.as_str(), "/v1/me/balance" | "/v1/me/ledger" | "/v1/me/referral")
+        {
             return Err(ApiError::not_found());
         }
         let user = jwt_subject(&req)?;

@@ -26,11 +26,10 @@ pub fn ledger_query<'a>(params: impl Iterator<Item = (&'a str, &'a str)>) -> Res
         let digits = !value.is_empty() && value.len() <= 20 && value.bytes().all(|b| b.is_ascii_digit());
         match name {
             "limit" => {
-                limit = value
-                    .parse()
-                    .ok()
-                    .filter(|n| digits && (1..=LEDGER_LIMIT_MAX).contains(n))
-                    .ok_or_else(|| ApiError::field("limit", format!("must be a whole number from 1 to {LEDGER_LIMIT_MAX}")))?;
+                limit =
+                    value.parse().ok().filter(|n| digits && (1..=LEDGER_LIMIT_MAX).contains(n)).ok_or_else(|| {
+                        ApiError::field("limit", format!("must be a whole number from 1 to {LEDGER_LIMIT_MAX}"))
+                    })?;
             }
             "cursor" => {
                 cursor = Some(
@@ -98,7 +97,9 @@ mod tests {
     fn ledger_queries_default_and_bound_the_limit() {
         assert_eq!(parse(&[]), Ok((25, None)));
         assert_eq!(parse(&[("limit", "100"), ("cursor", "42")]), Ok((100, Some(42))));
-        for bad in [&[("limit", "0")][..], &[("limit", "101")], &[("limit", "1.5")], &[("limit", "+5")], &[("limit", "")]] {
+        for bad in
+            [&[("limit", "0")][..], &[("limit", "101")], &[("limit", "1.5")], &[("limit", "+5")], &[("limit", "")]]
+        {
             assert_eq!(parse(bad).map_err(|e| e.status), Err(400), "{bad:?}");
         }
     }

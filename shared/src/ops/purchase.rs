@@ -61,20 +61,21 @@ pub async fn purchase(app: &App, request: PurchaseRequest) -> Result<Reply, ApiE
         }
         let account = account.ok_or_else(ApiError::account_not_found)?;
         let plan = catalogue.plan(&account.plan);
-        let (plan, rate, credits) = match plan.and_then(|p| Some((p, p.rate_per_dollar?, catalogue.purchase_credits(p, amount_cents)?))) {
-            Some(found) => found,
-            None => {
-                return Err(ApiError::plan_not_eligible(format!(
-                    "the {} plan cannot buy credits; upgrade to a plan with a purchase rate",
-                    account.plan
-                )))
-            }
-        };
+        let (plan, rate, credits) =
+            match plan.and_then(|p| Some((p, p.rate_per_dollar?, catalogue.purchase_credits(p, amount_cents)?))) {
+                Some(found) => found,
+                None => {
+                    return Err(ApiError::plan_not_eligible(format!(
+                        "the {} plan cannot buy credits; upgrade to a plan with a purchase rate",
+                        account.plan
+                    )))
+                }
+            };
         let at = now();
         let mut entries = Entries::on(&account, format_time(at));
-        entries.push(EntryKind::Purchase, Delta::flexible(credits), payment_id.as_str()).map_err(|_| {
-            ApiError::field("amount_cents", "the balance cannot hold that many credits")
-        })?;
+        entries
+            .push(EntryKind::Purchase, Delta::flexible(credits), payment_id.as_str())
+            .map_err(|_| ApiError::field("amount_cents", "the balance cannot hold that many credits"))?;
         let balance = entries.balance();
         let body = to_json(&Created {
             purchase: PurchaseView {
@@ -110,7 +111,9 @@ pub async fn purchase(app: &App, request: PurchaseRequest) -> Result<Reply, ApiE
                 }
                 return Ok(Reply::Created(body));
             }
-            Err(CommitError::Duplicate(old)) => return replay_duplicate(&app.store, old, &key, &hash, "payment_id").await,
+            Err(CommitError::Duplicate(old)) => {
+                return replay_duplicate(&app.store, old, &key, &hash, "payment_id").await
+            }
             Err(CommitError::Stale(_)) => retry.again("account changed since it was read").await?,
             Err(CommitError::Conflict) => retry.again("transaction conflict").await?,
             Err(CommitError::Store(e)) => return Err(e.into()),

@@ -57,9 +57,9 @@ pub async fn signup(app: &App, request: SignupRequest) -> Result<Reply, ApiError
     let email = Email::parse(&request.email).map_err(|e| ApiError::field("email", e))?;
     let catalogue = &app.config.catalogue;
     let plan_name = request.plan.as_deref().unwrap_or(catalogue.default_plan());
-    let plan = catalogue.plan(plan_name).ok_or_else(|| {
-        ApiError::field("plan", format!("unknown plan; expected one of {}", catalogue.plan_names()))
-    })?;
+    let plan = catalogue
+        .plan(plan_name)
+        .ok_or_else(|| ApiError::field("plan", format!("unknown plan; expected one of {}", catalogue.plan_names())))?;
     let code = match &request.referral_code {
         Some(code) if code.is_empty() || code.len() > 64 || !code.bytes().all(|b| b.is_ascii_alphanumeric()) => {
             return Err(ApiError::field("referral_code", "must be 1 to 64 letters and digits, or null"))
@@ -93,7 +93,9 @@ pub async fn signup(app: &App, request: SignupRequest) -> Result<Reply, ApiError
             plan: plan.name.clone(),
             referral_code: new_code(),
             referrer_id: match status {
-                Some(ReferralStatus::Rewarded | ReferralStatus::CapReached) => referrer.as_ref().map(|r| r.user_id.clone()),
+                Some(ReferralStatus::Rewarded | ReferralStatus::CapReached) => {
+                    referrer.as_ref().map(|r| r.user_id.clone())
+                }
                 _ => None,
             },
             cycle,

@@ -56,7 +56,8 @@ pub(crate) fn email_key(id: &str) -> Item {
 
 /// FNV-1a: a stable hash (unlike std's) for picking a schedule shard.
 fn shard(id: &str, prefix: &str) -> String {
-    let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3));
+    let hash =
+        id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3));
     format!("{prefix}#{:02}", hash % u64::from(SCHEDULE_SHARDS))
 }
 
@@ -186,7 +187,11 @@ pub(crate) fn decode_entry(item: &Item) -> Result<LedgerEntry, StoreError> {
         seq: get_n(item, "seq")?,
         at: get_s(item, "at")?.to_owned(),
         kind: EntryKind::from_name(get_s(item, "entry_kind")?).ok_or_else(|| corrupt(item, "entry_kind"))?,
-        delta: Delta { plan: get_n(item, "d_plan")?, bonus: get_n(item, "d_bonus")?, flexible: get_n(item, "d_flexible")? },
+        delta: Delta {
+            plan: get_n(item, "d_plan")?,
+            bonus: get_n(item, "d_bonus")?,
+            flexible: get_n(item, "d_flexible")?,
+        },
         balance_after: Balance {
             plan: get_n(item, "after_plan")?,
             bonus: get_n(item, "after_bonus")?,

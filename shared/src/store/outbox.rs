@@ -38,7 +38,13 @@ impl Store {
 
     /// Records a failed attempt of a pending email: its count and when to try
     /// again.
-    pub async fn email_attempt_failed(&self, id: &str, attempts: u32, next: Time, error: &str) -> Result<(), StoreError> {
+    pub async fn email_attempt_failed(
+        &self,
+        id: &str,
+        attempts: u32,
+        next: Time,
+        error: &str,
+    ) -> Result<(), StoreError> {
         let next = format_time(next);
         let error: String = error.chars().take(500).collect();
         let result = self

@@ -71,7 +71,9 @@ impl Tx {
             .table_name(&self.table)
             .set_item(Some(item))
             .condition_expression(NOT_EXISTS)
-            .set_return_values_on_condition_check_failure(return_old.then_some(ReturnValuesOnConditionCheckFailure::AllOld))
+            .set_return_values_on_condition_check_failure(
+                return_old.then_some(ReturnValuesOnConditionCheckFailure::AllOld),
+            )
             .build();
         self.push(put.map(|p| TransactWriteItem::builder().put(p).build()), role);
     }
@@ -169,7 +171,10 @@ impl Tx {
             .update_expression(format!("SET {}", sets.join(", ")))
             .condition_expression(conditions.join(" AND "))
             .build();
-        self.push(update.map(|u| TransactWriteItem::builder().update(u).build()), Role::Account(snapshot.user_id.clone()));
+        self.push(
+            update.map(|u| TransactWriteItem::builder().update(u).build()),
+            Role::Account(snapshot.user_id.clone()),
+        );
         for entry in &change.entries {
             self.put(encode_entry(&snapshot.user_id, entry), Role::Ledger, false);
         }
@@ -185,7 +190,10 @@ impl Tx {
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":one", n(1))
             .build();
-        self.push(update.map(|u| TransactWriteItem::builder().update(u).build()), Role::Counter(referrer_id.to_owned()));
+        self.push(
+            update.map(|u| TransactWriteItem::builder().update(u).build()),
+            Role::Counter(referrer_id.to_owned()),
+        );
     }
 
     /// Queues an email in the outbox, pending.

@@ -1,0 +1,24 @@
+# The two commands a user needs: `make test` and (later) `make run`.
+.PHONY: test emulator venv fmt lint clean
+
+## Run every test against a fresh local emulator (installs what it needs).
+test:
+	bash infra/test.sh
+
+## Serve the emulator in the foreground on 127.0.0.1:5005 with the table created.
+emulator: venv
+	bash infra/emulator.sh
+
+venv:
+	bash infra/venv.sh
+
+fmt:
+	cargo fmt --all
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+clean:
+	rm -rf .emulator
+	cargo clean
