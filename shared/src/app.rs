@@ -27,10 +27,19 @@ pub struct App {
 impl App {
     /// Reads the environment and builds the clients (endpoints, region and
     /// credentials come from the AWS SDK's own variables).
+    /// A configuration error fails the cold start, logged and returned.
     pub async fn from_env(mail: Mail) -> Result<App, ConfigError> {
-        let config = Config::from_env()?;
-        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        App::new(config, aws_sdk_dynamodb::Client::new(&sdk), aws_sdk_sesv2::Client::new(&sdk), mail)
+        let app = match Config::from_env() {
+            Ok(config) => {
+                let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+                App::new(config, aws_sdk_dynamodb::Client::new(&sdk), aws_sdk_sesv2::Client::new(&sdk), mail)
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &app {
+            tracing::error!(error = %e, "cold start failed: configuration");
+        }
+        app
     }
 
     /// Builds an app from ready clients.

@@ -20,7 +20,7 @@ pub struct Config {
 }
 
 /// A configuration the function cannot start with.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum ConfigError {
     /// A required variable is not set.
     #[error("{0} is not set")]
@@ -36,6 +36,14 @@ pub enum ConfigError {
     /// `CREDITS_CONFIG` does not describe a usable catalogue.
     #[error(transparent)]
     Catalogue(#[from] CatalogueError),
+}
+
+/// Shown as its message: `main` returning this error prints `Error: {:?}`,
+/// and the cold start's failure should read as a sentence, not a struct.
+impl std::fmt::Debug for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 impl Config {

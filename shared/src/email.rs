@@ -9,6 +9,7 @@ use crate::balance::Balance;
 use crate::cycle::{format_time, Time};
 use crate::store::Store;
 use aws_sdk_sesv2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_sesv2::operation::send_email::SendEmailError;
 use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
 use chrono::Duration;
 
@@ -255,8 +256,15 @@ impl Mailer {
         match result {
             Ok(out) => Ok(out.message_id.unwrap_or_default()),
             Err(err) => {
-                let throttled = matches!(&err, SdkError::ServiceError(e)
-                    if matches!(e.err().code(), Some("TooManyRequestsException" | "Throttling" | "ThrottlingException" | "LimitExceededException")));
+                let throttled = match &err {
+                    SdkError::ServiceError(e) => {
+                        matches!(
+                            e.err(),
+                            SendEmailError::TooManyRequestsException(_) | SendEmailError::LimitExceededException(_)
+                        ) || matches!(e.err().code(), Some("Throttling" | "ThrottlingException"))
+                    }
+                    _ => false,
+                };
                 let text = DisplayErrorContext(&err).to_string();
                 Err(if throttled { SendError::Throttled(text) } else { SendError::Failed(text) })
             }

@@ -86,25 +86,26 @@ pub enum StoreError {
     Corrupt(String),
 }
 
-const RETRYABLE_CODES: &[&str] = &[
-    "ProvisionedThroughputExceededException",
-    "ThrottlingException",
-    "RequestLimitExceeded",
-    "InternalServerError",
-    "ServiceUnavailable",
-    "TransactionInProgressException",
-];
-
-/// Classifies any DynamoDB SDK error.
+/// Classifies any DynamoDB SDK error, by its modelled type where it has one
+/// and by its code where it has not (`ServiceUnavailable` is not modelled).
 pub(crate) fn classify<E, R>(err: SdkError<E, R>) -> StoreError
 where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    E: std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+    aws_sdk_dynamodb::Error: From<SdkError<E, R>>,
 {
+    use aws_sdk_dynamodb::Error as E;
     let text = DisplayErrorContext(&err).to_string();
-    match &err {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => StoreError::Unavailable(text),
-        SdkError::ServiceError(e) if e.err().code().is_some_and(|c| RETRYABLE_CODES.contains(&c)) => {
+    if matches!(err, SdkError::TimeoutError(_) | SdkError::DispatchFailure(_)) {
+        return StoreError::Unavailable(text);
+    }
+    match E::from(err) {
+        E::ProvisionedThroughputExceededException(_)
+        | E::RequestLimitExceeded(_)
+        | E::ThrottlingException(_)
+        | E::InternalServerError(_)
+        | E::TransactionInProgressException(_) => StoreError::Unavailable(text),
+        other if matches!(other.code(), Some("ServiceUnavailable" | "Throttling" | "ThrottlingException")) => {
             StoreError::Unavailable(text)
         }
         _ => StoreError::Internal(text),

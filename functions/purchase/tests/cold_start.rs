@@ -1,0 +1,37 @@
+//! A bad configuration fails the cold start, with a message that says why,
+//! before any request is taken.
+
+use std::process::Command;
+
+fn start(env: &[(&str, &str)]) -> (bool, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_purchase"));
+    cmd.env_clear().envs(env.iter().copied());
+    let out = cmd.output().expect("the binary runs");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+#[test]
+fn a_missing_table_name_fails_the_cold_start() {
+    let (ok, text) = start(&[("SENDER_EMAIL", "credits@example.com")]);
+    assert!(!ok);
+    assert!(text.contains("Error: TABLE_NAME is not set"), "{text}");
+}
+
+#[test]
+fn a_bad_credits_config_fails_the_cold_start_naming_the_field() {
+    let (ok, text) = start(&[
+        ("TABLE_NAME", "credits"),
+        ("SENDER_EMAIL", "credits@example.com"),
+        ("CREDITS_CONFIG", r#"{"plans": [{"name": "pro", "rank": 0, "monthly_allowance": "lots"}]}"#),
+    ]);
+    assert!(!ok);
+    assert!(text.contains("invalid CREDITS_CONFIG: plans[0].monthly_allowance: invalid type"), "{text}");
+}
+
+#[test]
+fn a_function_that_sends_email_needs_a_sender() {
+    let (ok, text) = start(&[("TABLE_NAME", "credits")]);
+    assert!(!ok);
+    assert!(text.contains("SENDER_EMAIL is not set"), "{text}");
+}
