@@ -1,5 +1,5 @@
 # The two commands a user needs: `make test` and (later) `make run`.
-.PHONY: test emulator venv fmt lint clean
+.PHONY: test emulator watch venv fmt lint clean
 
 ## Run every test against a fresh local emulator (installs what it needs).
 test:
@@ -8,6 +8,11 @@ test:
 ## Serve the emulator in the foreground on 127.0.0.1:5005 with the table created.
 emulator: venv
 	bash infra/emulator.sh
+
+## Serve every function with `cargo lambda watch` (port 9000), against `make emulator`.
+watch:
+	bash infra/venv.sh local
+	bash -c 'source infra/env.sh && PATH="$$PWD/.venv/bin:$$PATH" exec cargo lambda watch'
 
 venv:
 	bash infra/venv.sh

@@ -1,18 +1,26 @@
 #!/usr/bin/env bash
-# Creates (or refreshes) the project-local virtualenv .venv with infra/requirements.txt.
-# Re-installs only when the requirements change. Prints nothing when up to date.
+# Creates (or refreshes) the project-local virtualenv .venv.
+#   infra/venv.sh          the test stack: infra/requirements.txt (moto, cfn-lint)
+#   infra/venv.sh local    also infra/requirements-local.txt (cargo-lambda)
+# Re-installs only when a requirements file changes; prints nothing when up to date.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 venv="$root/.venv"
-stamp="$venv/.requirements.sha256"
-want="$(sha256sum "$root/infra/requirements.txt" | cut -d' ' -f1)"
-if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
-  exit 0
-fi
 python="${PYTHON:-python3}"
-command -v "$python" >/dev/null || { echo "infra/venv.sh: python3 is required" >&2; exit 1; }
-echo "Installing the local stack into .venv (moto, cfn-lint)..."
-[[ -x "$venv/bin/python" ]] || "$python" -m venv "$venv"
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$root/infra/requirements.txt"
-echo "$want" > "$stamp"
+install() {
+  local name="$1" file="$root/infra/$1"
+  local stamp="$venv/.$name.sha256" want
+  want="$(sha256sum "$file" | cut -d' ' -f1)"
+  if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+    return 0
+  fi
+  command -v "$python" >/dev/null || { echo "infra/venv.sh: python3 is required" >&2; exit 1; }
+  echo "Installing infra/$name into .venv ..."
+  [[ -x "$venv/bin/python" ]] || "$python" -m venv "$venv"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$file"
+  echo "$want" > "$stamp"
+}
+install requirements.txt
+if [[ "${1:-}" == "local" ]]; then
+  install requirements-local.txt
+fi

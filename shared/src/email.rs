@@ -49,6 +49,16 @@ impl EmailKind {
     }
 }
 
+/// The id of the email a request causes: stable, so a retried transaction
+/// writes the same email once, and free of personal data (user ids may be
+/// email addresses, and email ids reach the logs).
+pub fn email_id(kind: EmailKind, parts: &[&str]) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(parts.join("\n").as_bytes());
+    let hex: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
+    format!("{}-{hex}", kind.as_str())
+}
+
 /// An email in the outbox.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutboxEmail {
@@ -128,7 +138,7 @@ fn compose(id: String, kind: EmailKind, to: &str, subject: String, lines: &[Stri
 /// The referrer's email for a rewarded signup.
 pub fn referral_signup_bonus(new_user: &str, to: &str, bonus: i64, balance: Balance, at: Time) -> OutboxEmail {
     compose(
-        format!("signup-bonus#{new_user}"),
+        email_id(EmailKind::ReferralSignupBonus, &[new_user]),
         EmailKind::ReferralSignupBonus,
         to,
         format!("You earned {} bonus credits", thousands(bonus)),
@@ -155,7 +165,7 @@ pub fn referral_upgrade_bonus(
 ) -> OutboxEmail {
     let (user_id, change_id) = change;
     compose(
-        format!("upgrade-bonus#{user_id}#{change_id}"),
+        email_id(EmailKind::ReferralUpgradeBonus, &[user_id, change_id]),
         EmailKind::ReferralUpgradeBonus,
         to,
         format!("You earned {} bonus credits", thousands(bonus)),
@@ -192,7 +202,7 @@ pub struct Receipt<'a> {
 /// The buyer's receipt.
 pub fn purchase_receipt(r: &Receipt<'_>, to: &str, at: Time) -> OutboxEmail {
     compose(
-        format!("receipt#{}#{}", r.user_id, r.payment_id),
+        email_id(EmailKind::PurchaseReceipt, &[r.user_id, r.payment_id]),
         EmailKind::PurchaseReceipt,
         to,
         format!("Your receipt: {} credits", thousands(r.credits)),
@@ -307,6 +317,15 @@ mod tests {
         assert_eq!(thousands(-1_234_567), "-1,234,567");
         assert_eq!(dollars(1_050), "$10.50");
         assert_eq!(dollars(1_000_000), "$10,000.00");
+    }
+
+    #[test]
+    fn email_ids_are_stable_distinct_and_carry_no_address() {
+        let id = email_id(EmailKind::PurchaseReceipt, &["jane@example.com", "pay-1"]);
+        assert_eq!(id, email_id(EmailKind::PurchaseReceipt, &["jane@example.com", "pay-1"]));
+        assert_ne!(id, email_id(EmailKind::PurchaseReceipt, &["jane@example.com", "pay-2"]));
+        assert_ne!(id, email_id(EmailKind::ReferralUpgradeBonus, &["jane@example.com", "pay-1"]));
+        assert!(id.starts_with("purchase_receipt-") && !id.contains("jane"), "{id}");
     }
 
     #[test]

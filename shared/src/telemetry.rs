@@ -1,5 +1,6 @@
 //! Logging: `tracing` to stdout, JSON when Lambda's log format is JSON.
 
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::EnvFilter;
 
 /// Installs the subscriber once per cold start. The level comes from
@@ -8,15 +9,28 @@ use tracing_subscriber::EnvFilter;
 pub fn init() {
     let level = std::env::var("RUST_LOG")
         .or_else(|_| std::env::var("AWS_LAMBDA_LOG_LEVEL"))
-        .unwrap_or_else(|_| "info".to_owned())
-        .to_lowercase();
-    let filter = EnvFilter::try_new(&level).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).without_time().with_target(false);
+        .unwrap_or_else(|_| "info".to_owned());
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
-    // try_init: a second call (tests) keeps the first subscriber.
-    let _ = if json {
-        builder.json().with_current_span(true).with_span_list(false).flatten_event(true).try_init()
+    // A second install (tests) keeps the first subscriber.
+    let _ = tracing::subscriber::set_global_default(subscriber(json, &level, std::io::stdout));
+}
+
+/// The subscriber `init` installs, writing to `writer`: JSON lines with the
+/// request span's fields (route, request id, user) on every event, or text.
+pub fn subscriber<W>(json: bool, level: &str, writer: W) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let filter = EnvFilter::try_new(level.to_lowercase()).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_ansi(false)
+        .without_time()
+        .with_target(false);
+    if json {
+        Box::new(builder.json().with_current_span(true).with_span_list(false).flatten_event(true).finish())
     } else {
-        builder.try_init()
-    };
+        Box::new(builder.finish())
+    }
 }

@@ -1,5 +1,6 @@
 //! `POST /v1/purchases` through `purchase`, against the emulator.
 
+use credits::email::{email_id, EmailKind};
 use integration_tests::*;
 use serde_json::json;
 
@@ -21,7 +22,8 @@ async fn a_pro_purchase_credits_three_per_cent_and_sends_a_receipt() {
             "balance": {"plan": 5000, "bonus": 0, "flexible": 3000, "total": 8000}
         })
     );
-    let email = outbox_item(&format!("receipt#{user}#{payment}")).await.expect("receipt in the outbox");
+    let email =
+        outbox_item(&email_id(EmailKind::PurchaseReceipt, &[&user, &payment])).await.expect("receipt in the outbox");
     assert_eq!(attr(&email, "status"), "sent");
     assert!(attr(&email, "text").contains("$10.00 USD for 3,000 flexible credits"));
     assert!(attr(&email, "html").contains("<p>"));
@@ -167,7 +169,8 @@ async fn when_ses_refuses_the_purchase_still_succeeds_and_the_receipt_stays_pend
     let payment = unique("pay");
     let a = buy(&app, purchase_body(&user, &payment, 1_000)).await;
     assert_eq!(a.status, 201, "{}", a.text);
-    let email = outbox_item(&format!("receipt#{user}#{payment}")).await.expect("receipt in the outbox");
+    let email =
+        outbox_item(&email_id(EmailKind::PurchaseReceipt, &[&user, &payment])).await.expect("receipt in the outbox");
     assert_eq!(attr(&email, "status"), "pending");
     assert_eq!(attr_n(&email, "attempts"), 1);
     assert!(attr(&email, "last_error").contains("MessageRejected"), "{}", attr(&email, "last_error"));

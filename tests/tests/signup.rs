@@ -1,5 +1,6 @@
 //! `POST /v1/signups` through `referral-signup`, against the emulator.
 
+use credits::email::{email_id, EmailKind};
 use integration_tests::*;
 use serde_json::json;
 
@@ -111,7 +112,7 @@ async fn a_referred_signup_rewards_the_referrer_and_emails_it() {
     assert_eq!(r.json["signups"], 1);
     assert_eq!(r.json["rewarded_credits"], 250);
 
-    let email = outbox_item(&format!("signup-bonus#{friend}")).await.expect("outbox email");
+    let email = outbox_item(&email_id(EmailKind::ReferralSignupBonus, &[&friend])).await.expect("outbox email");
     assert_eq!(attr(&email, "status"), "sent");
     assert_eq!(attr(&email, "to"), format!("{referrer}@example.com"));
     assert!(!email.contains_key("sched_pk"), "a sent email leaves the schedule index");

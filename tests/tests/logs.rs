@@ -1,0 +1,57 @@
+//! One structured log line per request: route, user, outcome, latency; no
+//! full email addresses.
+
+use integration_tests::*;
+use serde_json::{json, Value};
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut out) = self.0.lock() {
+            out.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn lines(&self) -> Vec<Value> {
+        let text = self.0.lock().map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+        text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect()
+    }
+}
+
+#[tokio::test]
+async fn each_request_logs_one_json_line_without_full_emails() {
+    let captured = Captured::default();
+    let sink = captured.clone();
+    let _guard = tracing::subscriber::set_default(credits::telemetry::subscriber(true, "info", move || sink.clone()));
+    let app = app().await;
+    let (_referrer, code) = new_user(&app, "free").await;
+    let user = format!("{}@example.com", unique("jane.doe"));
+    let a = signup(&app, json!({"user_id": user, "email": user, "referral_code": code})).await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let bad = buy(&app, json!({"user_id": user})).await;
+    assert_eq!(bad.status, 400);
+
+    let lines = captured.lines();
+    let done: Vec<&Value> = lines.iter().filter(|l| l["message"] == "request done").collect();
+    assert_eq!(done.len(), 3, "one line per request: {lines:#?}");
+    let line = done[1];
+    assert_eq!(line["span"]["route"], "POST /v1/signups");
+    assert_eq!(line["span"]["user"], format!("j***@example.com"));
+    assert_eq!(line["status"], 201);
+    assert!(line["latency_ms"].as_f64().is_some_and(|ms| ms > 0.0), "{line}");
+    assert_eq!(done[2]["status"], 400);
+    assert_eq!(done[2]["code"], "invalid_request");
+    let leaks: Vec<&Value> = lines.iter().filter(|l| l.to_string().contains(&user)).collect();
+    assert!(leaks.is_empty(), "a full email address reached the log: {leaks:#?}");
+}
