@@ -22,6 +22,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 "$py" infra/bootstrap.py --wait
+"$py" infra/emulator_check.py
 echo "== cfn-lint template.yaml"
 "$root/.venv/bin/cfn-lint" template.yaml
 echo "== cargo fmt --check, cargo clippy"

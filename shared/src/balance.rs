@@ -59,7 +59,31 @@ impl Serialize for Balance {
     }
 }
 
+/// A spend larger than the balance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Insufficient;
+
+/// What a spend of `credits` takes from each bucket: plan first, then
+/// bonus, then flexible. The parts are positive and add up to `credits`.
+pub fn draw(balance: Balance, credits: i64) -> Result<Delta, Insufficient> {
+    if credits < 0 || balance.total() < credits {
+        return Err(Insufficient);
+    }
+    let plan = credits.min(balance.plan.max(0));
+    let bonus = (credits - plan).min(balance.bonus.max(0));
+    let flexible = credits - plan - bonus;
+    if flexible > balance.flexible {
+        return Err(Insufficient);
+    }
+    Ok(Delta { plan, bonus, flexible })
+}
+
 impl Delta {
+    /// The opposite change.
+    pub fn negated(self) -> Delta {
+        Delta { plan: -self.plan, bonus: -self.bonus, flexible: -self.flexible }
+    }
+
     /// A change to the plan bucket only.
     pub fn plan(n: i64) -> Delta {
         Delta { plan: n, ..Delta::default() }
@@ -79,6 +103,35 @@ impl Delta {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spends_draw_plan_then_bonus_then_flexible() {
+        let b = Balance { plan: 10, bonus: 20, flexible: 30 };
+        assert_eq!(draw(b, 5), Ok(Delta { plan: 5, bonus: 0, flexible: 0 }));
+        assert_eq!(draw(b, 25), Ok(Delta { plan: 10, bonus: 15, flexible: 0 }));
+        assert_eq!(draw(b, 60), Ok(Delta { plan: 10, bonus: 20, flexible: 30 }));
+        assert_eq!(draw(b, 61), Err(Insufficient));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_spend_adds_up_and_leaves_no_bucket_negative(
+            plan in 0..1_000_000_i64, bonus in 0..1_000_000_i64, flexible in 0..1_000_000_i64, credits in 0..4_000_000_i64,
+        ) {
+            let b = Balance { plan, bonus, flexible };
+            match draw(b, credits) {
+                Ok(d) => {
+                    proptest::prop_assert_eq!(d.plan + d.bonus + d.flexible, credits);
+                    let after = b.apply(d.negated());
+                    proptest::prop_assert!(after.is_some(), "a bucket went negative");
+                    // Order: a later bucket is touched only once the earlier ones are empty.
+                    proptest::prop_assert!(d.bonus == 0 || d.plan == plan);
+                    proptest::prop_assert!(d.flexible == 0 || d.bonus == bonus);
+                }
+                Err(Insufficient) => proptest::prop_assert!(credits > b.total()),
+            }
+        }
+    }
 
     #[test]
     fn totals_add_the_three_buckets() {

@@ -181,6 +181,59 @@ impl Catalogue {
     }
 }
 
+/// Where an account stands, for a plan change: what it has now and has had.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlanStanding {
+    /// Rank of the current plan.
+    pub rank: u32,
+    /// Largest allowance granted in the current cycle.
+    pub cycle_max_allowance: i64,
+    /// Highest rank ever held.
+    pub max_rank: u32,
+}
+
+/// What a plan change does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlanChange<'a> {
+    /// Credits added to the plan bucket now: the new allowance minus the
+    /// largest already granted this cycle, never below zero; zero for a
+    /// downgrade (the next cycle grants the new plan's allowance).
+    pub top_up: i64,
+    /// Plans whose upgrade bonus the referrer earns, lowest first.
+    pub bonus_plans: Vec<&'a Plan>,
+    /// Their bonuses together.
+    pub bonus: i64,
+    /// The standing afterwards.
+    pub after: PlanStanding,
+}
+
+impl Catalogue {
+    /// The rule for moving an account from `standing` to `new_plan`. The
+    /// bonus plans are those above the highest rank ever held, up to the new
+    /// plan: a referrer's total from one user depends only on the highest
+    /// plan that user reaches, whatever the path.
+    pub fn plan_change<'a>(&'a self, standing: PlanStanding, new_plan: &'a Plan) -> PlanChange<'a> {
+        let upgrade = new_plan.rank > standing.rank;
+        let top_up = if upgrade { (new_plan.monthly_allowance - standing.cycle_max_allowance).max(0) } else { 0 };
+        let bonus_plans = self.upgrade_bonus_plans(standing.max_rank, new_plan);
+        let bonus = bonus_plans.iter().map(|p| p.upgrade_bonus).sum();
+        PlanChange {
+            top_up,
+            bonus_plans,
+            bonus,
+            after: PlanStanding {
+                rank: new_plan.rank,
+                cycle_max_allowance: if upgrade {
+                    standing.cycle_max_allowance.max(new_plan.monthly_allowance)
+                } else {
+                    standing.cycle_max_allowance
+                },
+                max_rank: standing.max_rank.max(new_plan.rank),
+            },
+        }
+    }
+}
+
 /// Displays the catalogue's plan names as `free, basic, pro`.
 pub struct PlanNames<'a>(&'a [Plan]);
 
@@ -269,6 +322,26 @@ mod tests {
         }
     }
 
+    fn standing(c: &Catalogue, name: &str) -> PlanStanding {
+        let p = plan(c, name);
+        PlanStanding { rank: p.rank, cycle_max_allowance: p.monthly_allowance, max_rank: p.rank }
+    }
+
+    #[test]
+    fn the_contract_examples_of_plan_changes() {
+        let c = Catalogue::default();
+        let free_to_pro = c.plan_change(standing(&c, "free"), plan(&c, "pro"));
+        assert_eq!((free_to_pro.top_up, free_to_pro.bonus), (4_000, 1_500));
+        let to_free = c.plan_change(free_to_pro.after, plan(&c, "free"));
+        assert_eq!((to_free.top_up, to_free.bonus), (0, 0));
+        let back_to_pro = c.plan_change(to_free.after, plan(&c, "pro"));
+        assert_eq!((back_to_pro.top_up, back_to_pro.bonus), (0, 0), "pro→free→pro adds nothing the second time");
+        let to_business = c.plan_change(back_to_pro.after, plan(&c, "business"));
+        assert_eq!((to_business.top_up, to_business.bonus), (15_000, 2_500));
+        let direct = c.plan_change(standing(&c, "free"), plan(&c, "business"));
+        assert_eq!(direct.bonus, 500 + 1_000 + 2_500);
+    }
+
     #[test]
     fn upgrade_bonus_plans_are_those_above_the_highest_rank_held() {
         let c = Catalogue::default();
@@ -279,5 +352,43 @@ mod tests {
         assert_eq!(names(2, "business"), ["business"]);
         assert!(names(2, "pro").is_empty());
         assert!(names(3, "basic").is_empty());
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// For any sequence of plan changes, the referrer is paid the bonuses
+        /// of exactly the plans above the starting rank up to the highest
+        /// rank reached, each once; the plan bucket's top-ups never exceed
+        /// the largest allowance reached minus the starting one.
+        #[test]
+        fn bonuses_depend_only_on_the_highest_plan_reached(start in 0usize..4, path in proptest::collection::vec(0usize..4, 0..12)) {
+            let c = Catalogue::default();
+            let plans = c.plans();
+            let first = &plans[start];
+            let mut standing = PlanStanding { rank: first.rank, cycle_max_allowance: first.monthly_allowance, max_rank: first.rank };
+            let mut paid = Vec::new();
+            let mut bonus = 0;
+            let mut top_ups = 0;
+            for &i in &path {
+                let change = c.plan_change(standing, &plans[i]);
+                prop_assert!(change.top_up >= 0);
+                prop_assert_eq!(change.bonus, change.bonus_plans.iter().map(|p| p.upgrade_bonus).sum::<i64>());
+                paid.extend(change.bonus_plans.iter().map(|p| p.name.clone()));
+                bonus += change.bonus;
+                top_ups += change.top_up;
+                standing = change.after;
+            }
+            let highest = path.iter().map(|&i| plans[i].rank).chain([first.rank]).max().unwrap_or(0);
+            let expected: Vec<String> = plans.iter().filter(|p| p.rank > first.rank && p.rank <= highest).map(|p| p.name.clone()).collect();
+            prop_assert_eq!(&paid, &expected, "each plan paid once, in order");
+            prop_assert_eq!(bonus, plans.iter().filter(|p| p.rank > first.rank && p.rank <= highest).map(|p| p.upgrade_bonus).sum::<i64>());
+            let reached = plans.iter().filter(|p| p.rank <= highest).map(|p| p.monthly_allowance).max().unwrap_or(0);
+            prop_assert_eq!(top_ups, reached - first.monthly_allowance);
+        }
     }
 }

@@ -177,6 +177,26 @@ pub async fn account_event(app: &App, event: &Value) -> Answer {
     answer(account::handle(app, request(event)).await.expect("handlers never fail"))
 }
 
+/// Sends an event through `upgrade-bonus`.
+pub async fn plan_change_event(app: &App, event: &Value) -> Answer {
+    answer(upgrade_bonus::handle(app, request(event)).await.expect("handlers never fail"))
+}
+
+/// Sends an event through `spend`.
+pub async fn spend_event(app: &App, event: &Value) -> Answer {
+    answer(spend::handle(app, request(event)).await.expect("handlers never fail"))
+}
+
+/// Changes plan through the handler with this JSON body.
+pub async fn change_plan(app: &App, body: Value) -> Answer {
+    plan_change_event(app, &service_event("plan-change.json", &body.to_string())).await
+}
+
+/// Spends through the handler with this JSON body.
+pub async fn spend(app: &App, body: Value) -> Answer {
+    spend_event(app, &service_event("spend.json", &body.to_string())).await
+}
+
 /// Signs up through the handler with this JSON body.
 pub async fn signup(app: &App, body: Value) -> Answer {
     signup_event(app, &service_event("signup.json", &body.to_string())).await
@@ -185,6 +205,15 @@ pub async fn signup(app: &App, body: Value) -> Answer {
 /// Buys through the handler with this JSON body.
 pub async fn buy(app: &App, body: Value) -> Answer {
     purchase_event(app, &service_event("purchase.json", &body.to_string())).await
+}
+
+/// Signs a new user up, referred by `code`, and returns its id.
+pub async fn new_referred_user(app: &App, plan: &str, code: &str) -> String {
+    let user = unique(plan);
+    let body = json!({"user_id": user, "email": format!("{user}@example.org"), "plan": plan, "referral_code": code});
+    let a = signup(app, body).await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    user
 }
 
 /// Signs a new user up and returns its id and referral code.

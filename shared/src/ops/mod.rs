@@ -7,8 +7,10 @@
 //! conflict, read again and retry; after the commit, send the emails.
 
 pub mod account;
+pub mod plan_change;
 pub mod purchase;
 pub mod signup;
+pub mod spend;
 
 use crate::http::{ApiError, Reply};
 use crate::store::{IdemRecord, ReceiptKey, Route, Store};

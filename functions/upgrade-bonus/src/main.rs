@@ -1,0 +1,9 @@
+use credits::{telemetry, App, Mail};
+use lambda_http::{run, service_fn, Error};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let app = App::from_env(Mail::Required).await?;
+    run(service_fn(|req| upgrade_bonus::handle(&app, req))).await
+}
