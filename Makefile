@@ -1,5 +1,5 @@
 # The two commands a user needs: `make test` and (later) `make run`.
-.PHONY: test emulator watch venv fmt lint clean
+.PHONY: test emulator watch bench venv fmt lint clean
 
 ## Run every test against a fresh local emulator (installs what it needs).
 test:
@@ -13,6 +13,10 @@ emulator: venv
 watch:
 	bash infra/venv.sh local
 	bash -c 'source infra/env.sh && PATH="$$PWD/.venv/bin:$$PATH" exec cargo lambda watch'
+
+## Rollover benchmark: 20,000 due accounts in a fresh emulator (BENCH_ACCOUNTS to change).
+bench:
+	bash infra/with-emulator.sh credits-bench cargo bench -p integration-tests --bench rollover
 
 venv:
 	bash infra/venv.sh

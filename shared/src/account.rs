@@ -89,6 +89,11 @@ pub struct Change {
     pub referral_signups: i64,
     /// A cap the account's `cycle_referrals` must stay under.
     pub cycle_referrals_below: Option<i64>,
+    /// The new current cycle, if it advances (on the condition that the
+    /// stored one still ends where the snapshot's does).
+    pub cycle: Option<Cycle>,
+    /// Starts the referral cap's count afresh (a new cycle).
+    pub reset_cycle_referrals: bool,
 }
 
 impl Change {
@@ -103,6 +108,8 @@ impl Change {
             rewarded_credits: 0,
             referral_signups: 0,
             cycle_referrals_below: None,
+            cycle: None,
+            reset_cycle_referrals: false,
         }
     }
 

@@ -246,20 +246,25 @@ impl Mailer {
         Mailer { client, sender: sender.into() }
     }
 
-    /// Sends one email; returns SES's message id.
+    /// Sends one outbox email; returns SES's message id.
     pub async fn send(&self, email: &OutboxEmail) -> Result<String, SendError> {
+        self.send_parts(&email.to, &email.subject, &email.text, &email.html).await
+    }
+
+    /// Sends an email from its parts; returns SES's message id.
+    pub async fn send_parts(&self, to: &str, subject: &str, text: &str, html: &str) -> Result<String, SendError> {
         let content = |text: &str| {
             Content::builder().data(text).charset("UTF-8").build().map_err(|e| SendError::Failed(e.to_string()))
         };
         let message = Message::builder()
-            .subject(content(&email.subject)?)
-            .body(Body::builder().text(content(&email.text)?).html(content(&email.html)?).build())
+            .subject(content(subject)?)
+            .body(Body::builder().text(content(text)?).html(content(html)?).build())
             .build();
         let result = self
             .client
             .send_email()
             .from_email_address(&self.sender)
-            .destination(Destination::builder().to_addresses(&email.to).build())
+            .destination(Destination::builder().to_addresses(to).build())
             .content(EmailContent::builder().simple(message).build())
             .send()
             .await;

@@ -25,6 +25,7 @@ pub mod ledger;
 pub mod ops;
 pub mod plans;
 pub mod referral;
+pub mod rollover;
 pub mod store;
 pub mod telemetry;
 pub mod types;

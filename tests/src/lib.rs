@@ -242,12 +242,21 @@ fn num(item: &HashMap<String, AttributeValue>, name: &str) -> i64 {
 /// Every item of a partition.
 pub async fn partition(db: &aws_sdk_dynamodb::Client, pk: &str) -> Vec<HashMap<String, AttributeValue>> {
     let table = std::env::var("TABLE_NAME").expect("TABLE_NAME");
+    partition_in(db, &table, pk).await
+}
+
+/// Every item of a partition of `table`.
+pub async fn partition_in(
+    db: &aws_sdk_dynamodb::Client,
+    table: &str,
+    pk: &str,
+) -> Vec<HashMap<String, AttributeValue>> {
     let mut items = Vec::new();
     let mut start = None;
     loop {
         let out = db
             .query()
-            .table_name(&table)
+            .table_name(table)
             .key_condition_expression("pk = :pk")
             .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
             .set_exclusive_start_key(start)
@@ -267,8 +276,14 @@ pub async fn partition(db: &aws_sdk_dynamodb::Client, pk: &str) -> Vec<HashMap<S
 /// balance: deltas sum to each bucket, entries are numbered 1..=n without
 /// gaps, each `balance_after` follows from the one before, none negative.
 pub async fn assert_ledger_explains_balance(user: &str) {
+    let table = std::env::var("TABLE_NAME").expect("TABLE_NAME");
+    assert_ledger_explains_balance_in(&table, user).await;
+}
+
+/// [`assert_ledger_explains_balance`] on another table.
+pub async fn assert_ledger_explains_balance_in(table: &str, user: &str) {
     let db = dynamodb().await;
-    let items = partition(&db, &format!("USER#{user}")).await;
+    let items = partition_in(&db, table, &format!("USER#{user}")).await;
     let account = items.iter().find(|i| i.get("sk").and_then(|v| v.as_s().ok()).is_some_and(|s| s == "ACCOUNT"));
     let account = account.unwrap_or_else(|| panic!("no account {user}"));
     let mut entries: Vec<_> = items
@@ -329,8 +344,14 @@ fn collect_messages(v: &Value, out: &mut Vec<Value>) {
 
 /// The outbox item of an email id, straight from the table.
 pub async fn outbox_item(email_id: &str) -> Option<HashMap<String, AttributeValue>> {
+    let table = std::env::var("TABLE_NAME").expect("TABLE_NAME");
+    outbox_item_in(&table, email_id).await
+}
+
+/// The outbox item of an email id in `table`.
+pub async fn outbox_item_in(table: &str, email_id: &str) -> Option<HashMap<String, AttributeValue>> {
     let db = dynamodb().await;
-    partition(&db, &format!("EMAIL#{email_id}")).await.into_iter().next()
+    partition_in(&db, table, &format!("EMAIL#{email_id}")).await.into_iter().next()
 }
 
 /// A string attribute of an item.
@@ -341,4 +362,113 @@ pub fn attr<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> &'a st
 /// A number attribute of an item.
 pub fn attr_n(item: &HashMap<String, AttributeValue>, name: &str) -> i64 {
     num(item, name)
+}
+
+/// A new, empty table with the schema of the one `make test` created from
+/// template.yaml (read back with DescribeTable, so the two cannot drift), for
+/// tests whose scheduled work must not see other tests' items.
+pub async fn fresh_table() -> String {
+    use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, GlobalSecondaryIndex, Projection};
+    let db = dynamodb().await;
+    let template = std::env::var("TABLE_NAME").expect("TABLE_NAME");
+    let described = db.describe_table().table_name(&template).send().await.expect("describe table");
+    let table = described.table.expect("table");
+    let name = unique(&template);
+    let mut create = db
+        .create_table()
+        .table_name(&name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .set_key_schema(Some(table.key_schema().to_vec()))
+        .set_attribute_definitions(Some(
+            table
+                .attribute_definitions()
+                .iter()
+                .map(|a| {
+                    AttributeDefinition::builder()
+                        .attribute_name(a.attribute_name())
+                        .attribute_type(a.attribute_type().clone())
+                        .build()
+                        .expect("attribute")
+                })
+                .collect(),
+        ));
+    for index in table.global_secondary_indexes() {
+        let projection = index.projection().cloned().unwrap_or_else(|| Projection::builder().build());
+        create = create.global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(index.index_name().unwrap_or_default())
+                .set_key_schema(Some(index.key_schema().to_vec()))
+                .projection(projection)
+                .build()
+                .expect("index"),
+        );
+    }
+    create.send().await.expect("create table");
+    name
+}
+
+/// The app on its own fresh table, with `overrides` on top.
+pub async fn app_on_fresh_table(overrides: &[(&str, &str)]) -> App {
+    let table = fresh_table().await;
+    let mut all = vec![("TABLE_NAME", table.as_str())];
+    all.extend_from_slice(overrides);
+    app_with(&all, None).await
+}
+
+/// Runs `rollover` with a Scheduler payload at `time`, with `deadline_ms`
+/// (milliseconds since the epoch; 0 for none).
+pub async fn rollover_at(app: &App, time: &str, deadline_ms: u64) -> Value {
+    let mut ctx = lambda_runtime::Context::default();
+    ctx.deadline = deadline_ms;
+    let event = lambda_runtime::LambdaEvent::new(json!({"time": time}), ctx);
+    serde_json::to_value(rollover::handle(app, event).await.expect("rollover runs")).expect("report")
+}
+
+/// Runs `email-outbox` with a Scheduler payload at `time`.
+pub async fn outbox_at(app: &App, time: &str) -> Value {
+    let event = lambda_runtime::LambdaEvent::new(json!({"time": time}), lambda_runtime::Context::default());
+    serde_json::to_value(email_outbox::handle(app, event).await.expect("outbox runs")).expect("report")
+}
+
+/// Milliseconds since the epoch, `ahead` from now.
+pub fn epoch_ms_in(ahead: std::time::Duration) -> u64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock");
+    u64::try_from((now + ahead).as_millis()).expect("ms")
+}
+
+/// The account item as stored.
+pub async fn account_item(app: &App, user: &str) -> HashMap<String, AttributeValue> {
+    let db = dynamodb().await;
+    let out = db
+        .get_item()
+        .table_name(&app.config.table_name)
+        .key("pk", AttributeValue::S(format!("USER#{user}")))
+        .key("sk", AttributeValue::S("ACCOUNT".into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("get item");
+    out.item.expect("account exists")
+}
+
+/// The ledger entries of a user on the app's table, oldest first, as
+/// `(kind, plan delta, ref)`.
+pub async fn ledger_kinds(app: &App, user: &str) -> Vec<(String, i64, String)> {
+    let db = dynamodb().await;
+    let table = app.config.table_name.clone();
+    let out = db
+        .query()
+        .table_name(&table)
+        .key_condition_expression("pk = :pk AND begins_with(sk, :l)")
+        .expression_attribute_values(":pk", AttributeValue::S(format!("USER#{user}")))
+        .expression_attribute_values(":l", AttributeValue::S("LEDGER#".into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("query");
+    out.items
+        .unwrap_or_default()
+        .iter()
+        .map(|i| (attr(i, "entry_kind").to_owned(), num(i, "d_plan"), attr(i, "ref").to_owned()))
+        .collect()
 }

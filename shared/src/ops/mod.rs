@@ -7,8 +7,10 @@
 //! conflict, read again and retry; after the commit, send the emails.
 
 pub mod account;
+pub mod outbox;
 pub mod plan_change;
 pub mod purchase;
+pub mod rollover;
 pub mod signup;
 pub mod spend;
 
@@ -59,6 +61,70 @@ pub struct Retry {
     attempt: u32,
 }
 
+/// The retries are used up: the contention outlasted them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exhausted;
+
+impl From<Exhausted> for ApiError {
+    fn from(_: Exhausted) -> ApiError {
+        ApiError::unavailable()
+    }
+}
+
+/// The time a scheduled event is about: its `time` (an EventBridge rule's
+/// event or a Scheduler payload `{"time": ...}`), or the clock where none is
+/// given.
+pub fn event_time(payload: &serde_json::Value) -> Result<crate::cycle::Time, String> {
+    match payload.get("time") {
+        None | Some(serde_json::Value::Null) => Ok(crate::cycle::now()),
+        Some(serde_json::Value::String(text)) => {
+            crate::cycle::parse_time(text).ok_or_else(|| format!("event time {text:?} is not an RFC 3339 time"))
+        }
+        Some(other) => Err(format!("event time must be a string, got {other}")),
+    }
+}
+
+/// A scheduled invocation's time budget: work stops being started once less
+/// than [`Budget::MARGIN`] is left, so a write that starts always finishes.
+#[derive(Clone, Copy, Debug)]
+pub struct Budget {
+    deadline: Option<std::time::Instant>,
+}
+
+impl Budget {
+    /// Time kept in hand at the end of an invocation.
+    pub const MARGIN: Duration = Duration::from_secs(2);
+
+    /// The budget of a Lambda invocation whose deadline is `deadline_ms`
+    /// (milliseconds since the epoch, from the Lambda context); `0` (no
+    /// deadline given, as in local runs) means unbounded.
+    pub fn until_epoch_ms(deadline_ms: u64) -> Budget {
+        if deadline_ms == 0 {
+            return Budget { deadline: None };
+        }
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+        Budget { deadline: Some(std::time::Instant::now() + left) }
+    }
+
+    /// No deadline.
+    pub fn unbounded() -> Budget {
+        Budget { deadline: None }
+    }
+
+    /// Whether it is time to stop starting work.
+    pub fn exhausted(&self) -> bool {
+        self.deadline.is_some_and(|d| d.saturating_duration_since(std::time::Instant::now()) < Budget::MARGIN)
+    }
+
+    /// Whether `wait` can be spent and still leave the margin.
+    pub fn allows(&self, wait: Duration) -> bool {
+        self.deadline.is_none_or(|d| d.saturating_duration_since(std::time::Instant::now()) >= Budget::MARGIN + wait)
+    }
+}
+
 /// Tries before an operation gives up with 503 (safe to retry).
 pub const MAX_ATTEMPTS: u32 = 100;
 
@@ -68,12 +134,13 @@ impl Retry {
         Retry { attempt: 0 }
     }
 
-    /// Waits before the next attempt; 503 once the attempts are used up.
-    pub async fn again(&mut self, why: &str) -> Result<(), ApiError> {
+    /// Waits before the next attempt; [`Exhausted`] (503 for a request)
+    /// once the attempts are used up.
+    pub async fn again(&mut self, why: &str) -> Result<(), Exhausted> {
         self.attempt += 1;
         if self.attempt >= MAX_ATTEMPTS {
             tracing::warn!(attempts = self.attempt, why, "giving up after repeated contention");
-            return Err(ApiError::unavailable());
+            return Err(Exhausted);
         }
         tracing::debug!(attempt = self.attempt, why, "retrying");
         let cap_ms = (2_u64 << self.attempt.min(5)).min(50);
@@ -91,6 +158,26 @@ impl Default for Retry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scheduled_events_give_their_time() {
+        let rule = serde_json::json!({"source": "aws.events", "detail-type": "Scheduled Event", "time": "2026-02-28T10:00:00Z"});
+        assert_eq!(event_time(&rule).map(crate::cycle::format_time), Ok("2026-02-28T10:00:00Z".to_owned()));
+        assert!(event_time(&serde_json::json!({"time": "soon"})).is_err());
+        assert!(event_time(&serde_json::json!({"time": 5})).is_err());
+        let before = crate::cycle::now();
+        assert!(event_time(&serde_json::json!({})).is_ok_and(|t| t >= before));
+    }
+
+    #[test]
+    fn budgets_stop_work_before_the_deadline() {
+        assert!(!Budget::until_epoch_ms(0).exhausted());
+        let now_ms =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        assert!(Budget::until_epoch_ms(now_ms + 5).exhausted());
+        assert!(!Budget::until_epoch_ms(now_ms + 60_000).exhausted());
+        assert!(!Budget::until_epoch_ms(now_ms + 3_000).allows(Duration::from_secs(5)));
+    }
 
     #[test]
     fn hashes_depend_on_route_and_payload() {

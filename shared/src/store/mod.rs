@@ -17,9 +17,11 @@
 
 mod items;
 mod outbox;
+mod schedule;
 mod tx;
 
 pub use items::IdemRecord;
+pub use schedule::{ClaimedEmail, Page, Queue};
 pub use tx::{CommitError, Role, Tx};
 
 use crate::account::Account;
@@ -133,6 +135,12 @@ impl Store {
     /// A transaction on this table, opened by recording `receipt`.
     pub fn tx(&self, key: &ReceiptKey, receipt: &IdemRecord) -> Tx {
         Tx::new(&self.table, key, receipt)
+    }
+
+    /// A transaction on this table with no idempotency record (scheduled
+    /// work, made exactly-once by its conditions alone).
+    pub fn tx_unkeyed(&self) -> Tx {
+        Tx::without_receipt(&self.table)
     }
 
     /// Reads an account (strongly consistent).

@@ -7,6 +7,7 @@ use super::items::{
 };
 use super::{classify, IdemRecord, ReceiptKey, Store, StoreError};
 use crate::account::{Account, Change};
+use crate::cycle::format_time;
 use crate::email::OutboxEmail;
 use crate::ledger::LedgerEntry;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -49,7 +50,8 @@ pub enum CommitError {
     Store(#[from] StoreError),
 }
 
-/// A transaction being built. Its first item is always the idempotency record.
+/// A transaction being built. Where a request has an idempotency record, it
+/// is the first item.
 #[derive(Debug)]
 pub struct Tx {
     table: String,
@@ -61,9 +63,13 @@ const NOT_EXISTS: &str = "attribute_not_exists(pk)";
 
 impl Tx {
     pub(super) fn new(table: &str, key: &ReceiptKey, receipt: &IdemRecord) -> Tx {
-        let mut tx = Tx { table: table.to_owned(), items: Vec::new(), roles: Vec::new() };
+        let mut tx = Tx::without_receipt(table);
         tx.put(encode_idem(key, receipt), Role::Receipt, true);
         tx
+    }
+
+    pub(super) fn without_receipt(table: &str) -> Tx {
+        Tx { table: table.to_owned(), items: Vec::new(), roles: Vec::new() }
     }
 
     fn put(&mut self, item: Item, role: Role, return_old: bool) {
@@ -154,7 +160,12 @@ impl Tx {
             update = update.expression_attribute_values(":max_rank", n(rank));
         }
         for (set, by, name) in [
-            ("cycle_referrals = cycle_referrals + :cr", change.cycle_referrals, ":cr"),
+            // (a reset and an increment never come together)
+            (
+                "cycle_referrals = cycle_referrals + :cr",
+                if change.reset_cycle_referrals { 0 } else { change.cycle_referrals },
+                ":cr",
+            ),
             ("rewarded_credits = rewarded_credits + :rc", change.rewarded_credits, ":rc"),
             ("referral_signups = referral_signups + :rs", change.referral_signups, ":rs"),
         ] {
@@ -162,6 +173,20 @@ impl Tx {
                 sets.push(set);
                 update = update.expression_attribute_values(name, n(by));
             }
+        }
+        if let Some(cycle) = &change.cycle {
+            sets.push("cycle_start = :cycle_start");
+            sets.push("cycle_end = :cycle_end");
+            sets.push("sched_sk = :cycle_end");
+            conditions.push("cycle_end = :old_cycle_end");
+            update = update
+                .expression_attribute_values(":cycle_start", s(&format_time(cycle.start)))
+                .expression_attribute_values(":cycle_end", s(&format_time(cycle.end)))
+                .expression_attribute_values(":old_cycle_end", s(&format_time(snapshot.cycle.end)));
+        }
+        if change.reset_cycle_referrals {
+            sets.push("cycle_referrals = :zero");
+            update = update.expression_attribute_values(":zero", n(0));
         }
         if let Some(cap) = change.cycle_referrals_below {
             conditions.push("cycle_referrals < :cap");
@@ -219,12 +244,14 @@ impl Store {
             _ => return Err(classify(err).into()),
         };
         let code = |i: usize| reasons.get(i).and_then(|r| r.code()).unwrap_or("None");
-        if code(0) == "ConditionalCheckFailed" {
-            let old = reasons[0].item().map(super::items::decode_idem).transpose()?;
-            return Err(CommitError::Duplicate(old.map(Box::new)));
-        }
+        // The record comes first, so a replay is told apart from a stale snapshot
+        // even when both conditions fail.
         if let Some(i) = (0..reasons.len()).find(|&i| code(i) == "ConditionalCheckFailed") {
             let role = tx.roles.get(i).cloned().unwrap_or(Role::Ledger);
+            if role == Role::Receipt {
+                let old = reasons[i].item().map(super::items::decode_idem).transpose()?;
+                return Err(CommitError::Duplicate(old.map(Box::new)));
+            }
             return Err(CommitError::Stale(role));
         }
         let codes: Vec<&str> = (0..reasons.len()).map(code).collect();

@@ -1,0 +1,9 @@
+use credits::{telemetry, App, Mail};
+use lambda_runtime::{run, service_fn, Error};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let app = App::from_env(Mail::Required).await?;
+    run(service_fn(|event| email_outbox::handle(&app, event))).await
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs a command against a fresh emulator: installs the local stack, starts
+# the emulator on a free loopback port, creates the table from template.yaml,
+# checks the emulator's transactions, runs the command, and stops the
+# emulator whatever happens. Usage: infra/with-emulator.sh TABLE COMMAND...
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+bash infra/venv.sh
+py="$root/.venv/bin/python"
+table="$1"
+shift
+
+EMULATOR_PORT="$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+export EMULATOR_PORT AWS_ENDPOINT_URL="http://127.0.0.1:${EMULATOR_PORT}" TABLE_NAME="$table"
+source infra/env.sh
+mkdir -p .emulator
+log=".emulator/emulator-${EMULATOR_PORT}.log"
+"$py" infra/emulator.py --port "$EMULATOR_PORT" --quiet >"$log" 2>&1 &
+emulator=$!
+cleanup() {
+  kill "$emulator" 2>/dev/null || true
+  wait "$emulator" 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+"$py" infra/bootstrap.py --wait
+"$py" infra/emulator_check.py
+"$@"

@@ -1,0 +1,153 @@
+//! The billing-cycle rollover rule.
+//!
+//! For every cycle that has ended: the plan bucket's remainder expires
+//! (ledger `expire`, left out when nothing remains), the current plan's
+//! allowance is granted (ledger `cycle_grant`; after a downgrade, the new
+//! plan's), bonus and flexible carry over untouched, and the cycle advances
+//! one calendar month on its anchor day. Each elapsed cycle writes its own
+//! entries; the referral cap's count starts afresh.
+
+use crate::account::{Account, Change, Entries};
+use crate::balance::Delta;
+use crate::cycle::{format_time, Time};
+use crate::ledger::EntryKind;
+use crate::plans::Catalogue;
+
+/// Cycles caught up in one transaction: two entries each plus the account
+/// stay within DynamoDB's 100 items per transaction.
+pub const MAX_CYCLES_PER_WRITE: u32 = 40;
+
+/// What rolling an account over does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rollover {
+    /// The change: entries, new cycle, allowance granted.
+    pub change: Change,
+    /// Cycles it catches up.
+    pub cycles: u32,
+    /// Whether the account is then current (`false`: more than
+    /// [`MAX_CYCLES_PER_WRITE`] cycles behind; another write follows).
+    pub caught_up: bool,
+}
+
+/// The rollover of `account` at `now`, at most `max_cycles` cycles; `None`
+/// when its cycle has not ended yet.
+pub fn rollover(account: &Account, catalogue: &Catalogue, now: Time, max_cycles: u32) -> Option<Rollover> {
+    if account.cycle.end > now || max_cycles == 0 {
+        return None;
+    }
+    let allowance = catalogue.plan(&account.plan).map_or(0, |p| p.monthly_allowance);
+    let mut entries = Entries::on(account, format_time(now));
+    let mut cycle = account.cycle;
+    let mut cycles = 0;
+    while cycle.end <= now && cycles < max_cycles {
+        let reference = format!("rollover:{}", format_time(cycle.end));
+        let remainder = entries.balance().plan;
+        if remainder > 0 {
+            entries.push(EntryKind::Expire, Delta::plan(-remainder), &reference).ok()?;
+        }
+        entries.push(EntryKind::CycleGrant, Delta::plan(allowance), &reference).ok()?;
+        cycle = cycle.next()?;
+        cycles += 1;
+    }
+    Some(Rollover {
+        change: Change {
+            cycle: Some(cycle),
+            cycle_max_allowance: Some(allowance),
+            reset_cycle_referrals: true,
+            ..entries.finish()
+        },
+        cycles,
+        caught_up: cycle.end > now,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::balance::Balance;
+    use crate::cycle::{parse_time, Cycle};
+
+    fn t(s: &str) -> Time {
+        parse_time(s).expect("time")
+    }
+
+    fn account(plan: &str, signed_up: &str, balance: Balance) -> Account {
+        Account {
+            user_id: "u".into(),
+            email: "u@example.com".into(),
+            email_norm: "u@example.com".into(),
+            plan: plan.into(),
+            referral_code: "ABCD2345".into(),
+            referrer_id: None,
+            cycle: Cycle::first(t(signed_up)).expect("cycle"),
+            balance,
+            version: 3,
+            ledger_seq: 3,
+            cycle_max_allowance: 5_000,
+            max_rank: 2,
+            cycle_referrals: 7,
+            referral_signups: 9,
+            rewarded_credits: 0,
+        }
+    }
+
+    #[test]
+    fn a_cycle_not_yet_ended_is_left_alone() {
+        let a = account("pro", "2026-01-31T10:00:00Z", Balance::default());
+        assert_eq!(rollover(&a, &Catalogue::default(), t("2026-02-28T09:59:59Z"), 40), None);
+    }
+
+    #[test]
+    fn one_cycle_expires_the_plan_remainder_and_grants_the_allowance() {
+        let a = account("pro", "2026-01-31T10:00:00Z", Balance { plan: 1_200, bonus: 250, flexible: 3_000 });
+        let r = rollover(&a, &Catalogue::default(), t("2026-02-28T10:00:00Z"), 40).expect("due");
+        assert_eq!((r.cycles, r.caught_up), (1, true));
+        let kinds: Vec<_> = r.change.entries.iter().map(|e| (e.kind, e.delta.plan, e.seq)).collect();
+        assert_eq!(kinds, [(EntryKind::Expire, -1_200, 4), (EntryKind::CycleGrant, 5_000, 5)]);
+        let last = r.change.entries.last().expect("entry").balance_after;
+        assert_eq!(last, Balance { plan: 5_000, bonus: 250, flexible: 3_000 });
+        let cycle = r.change.cycle.expect("cycle");
+        assert_eq!(
+            (format_time(cycle.start), format_time(cycle.end)),
+            ("2026-02-28T10:00:00Z".into(), "2026-03-31T10:00:00Z".into())
+        );
+        assert!(r.change.reset_cycle_referrals);
+        assert_eq!(r.change.cycle_max_allowance, Some(5_000));
+    }
+
+    #[test]
+    fn three_missed_cycles_each_write_their_entries_and_keep_the_anchor() {
+        let a = account("basic", "2028-01-31T00:00:00Z", Balance { plan: 0, bonus: 10, flexible: 0 });
+        let r = rollover(&a, &Catalogue::default(), t("2028-04-30T00:00:00Z"), 40).expect("due");
+        assert_eq!(r.cycles, 3);
+        let refs: Vec<_> = r.change.entries.iter().map(|e| (e.kind, e.reference.as_str())).collect();
+        assert_eq!(
+            refs,
+            [
+                (EntryKind::CycleGrant, "rollover:2028-02-29T00:00:00Z"),
+                (EntryKind::Expire, "rollover:2028-03-31T00:00:00Z"),
+                (EntryKind::CycleGrant, "rollover:2028-03-31T00:00:00Z"),
+                (EntryKind::Expire, "rollover:2028-04-30T00:00:00Z"),
+                (EntryKind::CycleGrant, "rollover:2028-04-30T00:00:00Z"),
+            ],
+            "no expire when nothing remains"
+        );
+        assert_eq!(format_time(r.change.cycle.expect("cycle").end), "2028-05-31T00:00:00Z");
+    }
+
+    #[test]
+    fn after_a_downgrade_the_new_plan_is_granted() {
+        let a = account("free", "2026-03-15T12:00:00Z", Balance { plan: 4_000, bonus: 0, flexible: 0 });
+        let r = rollover(&a, &Catalogue::default(), t("2026-04-15T12:00:00Z"), 40).expect("due");
+        assert_eq!(r.change.entries.last().expect("grant").balance_after.plan, 1_000);
+        assert_eq!(r.change.cycle_max_allowance, Some(1_000));
+    }
+
+    #[test]
+    fn far_behind_accounts_catch_up_in_bounded_writes() {
+        let a = account("free", "2020-01-01T00:00:00Z", Balance::default());
+        let r = rollover(&a, &Catalogue::default(), t("2026-01-01T00:00:00Z"), MAX_CYCLES_PER_WRITE).expect("due");
+        assert_eq!((r.cycles, r.caught_up), (40, false));
+        assert!(r.change.entries.len() < 99);
+    }
+}

@@ -1,0 +1,172 @@
+//! The scheduled `rollover`, against the emulator, each test on its own table.
+
+use integration_tests::*;
+use serde_json::json;
+use std::time::Duration;
+
+async fn signed_up(app: &credits::App, plan: &str, at: &str) -> String {
+    let user = unique(plan);
+    let a =
+        signup(app, json!({"user_id": user, "email": format!("{user}@example.com"), "plan": plan, "signed_up_at": at}))
+            .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    user
+}
+
+async fn account_json(app: &credits::App, user: &str) -> serde_json::Value {
+    account_event(app, &user_event("balance.json", Some(user), "")).await.json
+}
+
+#[tokio::test]
+async fn month_end_anchors_and_leap_years_hold_across_cycles_and_other_buckets_carry_over() {
+    let app = app_on_fresh_table(&[]).await;
+    let user = signed_up(&app, "pro", "2028-01-31T10:00:00Z").await;
+    // A referred friend whose own cycle is never due in this test: +250 bonus.
+    let code = account_json(&app, &user).await["referral_code"].as_str().expect("code").to_owned();
+    let friend = json!({"user_id": unique("friend"), "email": "friend@example.net", "referral_code": code, "signed_up_at": "2028-04-15T00:00:00Z"});
+    assert_eq!(signup(&app, friend).await.json["referral"]["status"], "rewarded");
+    assert_eq!(
+        buy(&app, json!({"user_id": user, "payment_id": "p", "amount_cents": 100, "currency": "USD"})).await.status,
+        201
+    );
+    assert_eq!(spend(&app, json!({"user_id": user, "spend_id": "s", "credits": 1200})).await.status, 201);
+
+    let early = rollover_at(&app, "2028-02-29T09:59:59Z", 0).await;
+    assert_eq!(early["rolled_over"], 0, "not due a second early");
+    let first = rollover_at(&app, "2028-02-29T10:00:00Z", 0).await;
+    assert_eq!(first, json!({"rolled_over": 1, "cycles": 1, "remaining": false}));
+    let a = account_json(&app, &user).await;
+    assert_eq!(
+        (a["cycle_start"].as_str(), a["cycle_end"].as_str()),
+        (Some("2028-02-29T10:00:00Z"), Some("2028-03-31T10:00:00Z"))
+    );
+    assert_eq!(a["balance"], json!({"plan": 5000, "bonus": 250, "flexible": 300, "total": 5550}));
+    assert_eq!(rollover_at(&app, "2028-02-29T10:00:00Z", 0).await["rolled_over"], 0, "once per cycle");
+
+    let later = rollover_at(&app, "2028-05-01T00:00:00Z", 0).await;
+    assert_eq!(later, json!({"rolled_over": 1, "cycles": 2, "remaining": false}));
+    let a = account_json(&app, &user).await;
+    assert_eq!(a["cycle_end"], "2028-05-31T10:00:00Z");
+    assert_eq!(a["balance"]["bonus"], 250);
+    assert_eq!(a["balance"]["flexible"], 300);
+    let kinds: Vec<(String, i64, String)> =
+        ledger_kinds(&app, &user).await.into_iter().filter(|(k, ..)| k == "expire" || k == "cycle_grant").collect();
+    assert_eq!(
+        kinds,
+        [
+            ("expire".into(), -3800, "rollover:2028-02-29T10:00:00Z".into()),
+            ("cycle_grant".into(), 5000, "rollover:2028-02-29T10:00:00Z".into()),
+            ("expire".into(), -5000, "rollover:2028-03-31T10:00:00Z".into()),
+            ("cycle_grant".into(), 5000, "rollover:2028-03-31T10:00:00Z".into()),
+            ("expire".into(), -5000, "rollover:2028-04-30T10:00:00Z".into()),
+            ("cycle_grant".into(), 5000, "rollover:2028-04-30T10:00:00Z".into()),
+        ]
+    );
+    assert_ledger_explains_balance_in(&app.config.table_name, &user).await;
+}
+
+#[tokio::test]
+async fn three_missed_cycles_catch_up_in_one_run_and_expire_only_what_remains() {
+    let app = app_on_fresh_table(&[]).await;
+    let user = signed_up(&app, "free", "2026-01-15T08:00:00Z").await;
+    assert_eq!(spend(&app, json!({"user_id": user, "spend_id": "all", "credits": 1000})).await.status, 201);
+    let report = rollover_at(&app, "2026-04-20T00:00:00Z", 0).await;
+    assert_eq!(report, json!({"rolled_over": 1, "cycles": 3, "remaining": false}));
+    let kinds: Vec<String> = ledger_kinds(&app, &user).await.into_iter().map(|(k, ..)| k).collect();
+    assert_eq!(kinds, ["signup_grant", "spend", "cycle_grant", "expire", "cycle_grant", "expire", "cycle_grant"]);
+    assert_eq!(account_json(&app, &user).await["cycle_end"], "2026-05-15T08:00:00Z");
+    assert_ledger_explains_balance_in(&app.config.table_name, &user).await;
+}
+
+#[tokio::test]
+async fn a_downgrade_takes_effect_at_the_rollover_and_the_new_cycle_starts_afresh() {
+    let app = app_on_fresh_table(&[]).await;
+    let user = signed_up(&app, "pro", "2026-03-10T00:00:00Z").await;
+    assert_eq!(
+        change_plan(&app, json!({"user_id": user, "change_id": "down", "plan": "free"})).await.json["account"]
+            ["balance"]["plan"],
+        5000
+    );
+    rollover_at(&app, "2026-04-10T00:00:00Z", 0).await;
+    assert_eq!(account_json(&app, &user).await["balance"]["plan"], 1000, "the new plan's allowance");
+    // In the new cycle the largest allowance granted is free's: pro tops up 4,000 again.
+    let up = change_plan(&app, json!({"user_id": user, "change_id": "up", "plan": "pro"})).await;
+    assert_eq!(up.json["account"]["balance"]["plan"], 5000);
+    assert_ledger_explains_balance_in(&app.config.table_name, &user).await;
+}
+
+#[tokio::test]
+async fn the_referral_cap_counts_afresh_each_cycle() {
+    let app = app_on_fresh_table(&[("CREDITS_CONFIG", r#"{"referral_cap_per_cycle": 1}"#)]).await;
+    let referrer = signed_up(&app, "free", "2026-01-01T00:00:00Z").await;
+    let code = account_json(&app, &referrer).await["referral_code"].as_str().expect("code").to_owned();
+    let status = |a: Answer| a.json["referral"]["status"].as_str().unwrap_or("").to_owned();
+    let friend = |n: u32| json!({"user_id": unique(&format!("f{n}")), "email": format!("f{n}@example.net"), "referral_code": code, "signed_up_at": "2026-01-02T00:00:00Z"});
+    assert_eq!(status(signup(&app, friend(1)).await), "rewarded");
+    assert_eq!(status(signup(&app, friend(2)).await), "cap_reached");
+    rollover_at(&app, "2026-02-01T00:00:00Z", 0).await;
+    assert_eq!(status(signup(&app, friend(3)).await), "rewarded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn four_racing_invocations_roll_each_account_over_once() {
+    let app = app_on_fresh_table(&[]).await;
+    let mut users = Vec::new();
+    for i in 0..40 {
+        users.push(signed_up(&app, ["free", "basic", "pro"][i % 3], "2026-01-31T12:00:00Z").await);
+    }
+    let runs: Vec<_> = (0..4)
+        .map(|_| {
+            let app = app.clone();
+            tokio::spawn(async move { rollover_at(&app, "2026-03-01T00:00:00Z", 0).await })
+        })
+        .collect();
+    let mut rolled = 0;
+    for run in runs {
+        let report = run.await.expect("run");
+        assert_eq!(report["remaining"], false);
+        rolled += report["rolled_over"].as_u64().unwrap_or(0);
+    }
+    assert_eq!(rolled, 40, "each account rolled over by exactly one invocation");
+    for user in &users {
+        let grants = ledger_kinds(&app, user).await.into_iter().filter(|(k, ..)| k == "cycle_grant").count();
+        assert_eq!(grants, 1, "{user}");
+        assert_eq!(account_json(&app, user).await["cycle_end"], "2026-03-31T12:00:00Z");
+        assert_ledger_explains_balance_in(&app.config.table_name, user).await;
+    }
+}
+
+#[tokio::test]
+async fn a_deadline_a_few_milliseconds_away_leaves_the_work_whole_for_the_next_run() {
+    let app = app_on_fresh_table(&[]).await;
+    let mut users = Vec::new();
+    for _ in 0..10 {
+        users.push(signed_up(&app, "free", "2026-01-31T12:00:00Z").await);
+    }
+    let hurried = rollover_at(&app, "2026-06-01T00:00:00Z", epoch_ms_in(Duration::from_millis(5))).await;
+    assert_eq!(hurried["remaining"], true);
+    assert_eq!(hurried["rolled_over"], 0);
+    for user in &users {
+        let end = account_json(&app, user).await["cycle_end"].clone();
+        assert_eq!(end, "2026-02-28T12:00:00Z", "untouched, not half-rolled");
+        assert_ledger_explains_balance_in(&app.config.table_name, user).await;
+    }
+    let next = rollover_at(&app, "2026-06-01T00:00:00Z", epoch_ms_in(Duration::from_secs(60))).await;
+    assert_eq!(next, json!({"rolled_over": 10, "cycles": 40, "remaining": false}));
+    for user in &users {
+        assert_eq!(account_json(&app, user).await["cycle_end"], "2026-06-30T12:00:00Z");
+        assert_ledger_explains_balance_in(&app.config.table_name, user).await;
+    }
+}
+
+#[tokio::test]
+async fn the_eventbridge_rule_event_is_accepted_and_a_bad_time_is_refused() {
+    let app = app_on_fresh_table(&[]).await;
+    let user = signed_up(&app, "free", "2026-01-31T10:00:00Z").await;
+    let event = lambda_runtime::LambdaEvent::new(fixture("scheduled-event.json"), lambda_runtime::Context::default());
+    let report = rollover::handle(&app, event).await.expect("runs");
+    assert_eq!((report.rolled_over, report.cycles), (1, 1));
+    assert_eq!(account_json(&app, &user).await["cycle_end"], "2026-03-31T10:00:00Z");
+    let bad = lambda_runtime::LambdaEvent::new(json!({"time": "tomorrow"}), lambda_runtime::Context::default());
+    assert!(rollover::handle(&app, bad).await.is_err());
+}
