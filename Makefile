@@ -1,9 +1,18 @@
 # The two commands a user needs: `make test` and (later) `make run`.
-.PHONY: test emulator watch bench venv fmt lint clean
+.PHONY: test run demo emulator watch bench venv fmt lint clean
 
 ## Run every test against a fresh local emulator (installs what it needs).
 test:
 	bash infra/test.sh
+
+## The whole service locally: emulator + every function on http://localhost:9000 (Ctrl-C stops).
+run:
+	bash infra/run.sh
+
+## A scripted story against the local service (starts it if it is not running).
+demo:
+	bash infra/venv.sh local
+	bash -c 'source infra/env.sh && .venv/bin/python infra/demo.py'
 
 ## Serve the emulator in the foreground on 127.0.0.1:5005 with the table created.
 emulator: venv

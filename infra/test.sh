@@ -9,5 +9,7 @@ echo "== cfn-lint template.yaml"
 echo "== cargo fmt --check, cargo clippy"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "== openapi.yaml"
+.venv/bin/python -c "import yaml; from openapi_spec_validator import validate; validate(yaml.safe_load(open('openapi.yaml'))); print('openapi.yaml is a valid OpenAPI 3 document')"
 echo "== cargo test"
 exec bash infra/with-emulator.sh credits-test cargo test --workspace --lib --bins --tests --no-fail-fast "$@"

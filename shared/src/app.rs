@@ -36,8 +36,13 @@ impl App {
             }
             Err(e) => Err(e),
         };
-        if let Err(e) = &app {
-            tracing::error!(error = %e, "cold start failed: configuration");
+        match &app {
+            Err(e) => tracing::error!(error = %e, "cold start failed: configuration"),
+            Ok(app) if app.config.dev_identity_headers => tracing::warn!(
+                "{} is set: identity headers stand in for API Gateway's authorizers; for local development only",
+                crate::config::DEV_IDENTITY_ENV
+            ),
+            Ok(_) => {}
         }
         app
     }

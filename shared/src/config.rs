@@ -17,7 +17,20 @@ pub struct Config {
     pub referral_base_url: String,
     /// Plans and bonuses (`CREDITS_CONFIG` over the defaults).
     pub catalogue: Catalogue,
+    /// Local development only (`CREDITS_DEV_IDENTITY_HEADERS=1`, set by
+    /// `make run`, never by template.yaml): lets the headers
+    /// [`DEV_CALLER_HEADER`] and [`DEV_USER_HEADER`] stand in for API
+    /// Gateway's IAM and JWT authorizer context, which a local HTTP server
+    /// does not add.
+    pub dev_identity_headers: bool,
 }
+
+/// Environment variable that enables [`Config::dev_identity_headers`].
+pub const DEV_IDENTITY_ENV: &str = "CREDITS_DEV_IDENTITY_HEADERS";
+/// With dev identity headers: any value stands in for an IAM-signed caller.
+pub const DEV_CALLER_HEADER: &str = "x-dev-caller";
+/// With dev identity headers: the signed-in user's id (the JWT `sub`).
+pub const DEV_USER_HEADER: &str = "x-dev-user";
 
 /// A configuration the function cannot start with.
 #[derive(thiserror::Error)]
@@ -73,7 +86,14 @@ impl Config {
             Some(json) => Catalogue::from_json(&json)?,
             None => Catalogue::default(),
         };
-        Ok(Config { table_name, sender_email, referral_base_url, catalogue })
+        let dev_identity_headers = match set(DEV_IDENTITY_ENV).as_deref() {
+            None | Some("0" | "false") => false,
+            Some("1" | "true") => true,
+            Some(_) => {
+                return Err(ConfigError::Invalid { name: DEV_IDENTITY_ENV, reason: "must be 1 or 0".into() });
+            }
+        };
+        Ok(Config { table_name, sender_email, referral_base_url, catalogue, dev_identity_headers })
     }
 }
 
@@ -105,6 +125,13 @@ mod tests {
     fn a_bad_credits_config_fails_with_its_reason() {
         let err = config(&[("TABLE_NAME", "credits"), ("CREDITS_CONFIG", r#"{"plans": 3}"#)]).expect_err("bad");
         assert!(err.to_string().starts_with("invalid CREDITS_CONFIG: plans: invalid type"), "{err}");
+    }
+
+    #[test]
+    fn dev_identity_headers_are_off_unless_asked_for() {
+        assert!(!config(&[("TABLE_NAME", "credits")]).expect("valid").dev_identity_headers);
+        assert!(config(&[("TABLE_NAME", "credits"), (DEV_IDENTITY_ENV, "1")]).expect("valid").dev_identity_headers);
+        assert!(config(&[("TABLE_NAME", "credits"), (DEV_IDENTITY_ENV, "yes")]).is_err());
     }
 
     #[test]

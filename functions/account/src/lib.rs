@@ -15,7 +15,7 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, lambda_ht
         {
             return Err(ApiError::not_found());
         }
-        let user = jwt_subject(&req)?;
+        let user = jwt_subject(&req, &app.config)?;
         record_user(&user);
         match route.as_str() {
             "/v1/me/balance" => balance(app, &user).await,

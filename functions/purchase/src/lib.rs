@@ -11,7 +11,7 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, lambda_ht
     Ok(serve(&req, async {
         match (req.method(), path(&req).as_str()) {
             (&Method::POST, "/v1/purchases") => {
-                require_iam(&req)?;
+                require_iam(&req, &app.config)?;
                 purchase(app, json_body(&req)?).await
             }
             _ => Err(ApiError::not_found()),

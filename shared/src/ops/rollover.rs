@@ -15,8 +15,9 @@ use crate::App;
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
 
-/// Accounts read per page of the schedule index (one `BatchGetItem` each).
-pub const PAGE: i32 = 100;
+/// Due accounts per page of the schedule index; read 100 at a time
+/// (`BatchGetItem`'s limit).
+pub const PAGE: i32 = 1_000;
 
 /// Concurrent account writes of one invocation.
 pub const CONCURRENCY: usize = 32;
@@ -52,8 +53,12 @@ pub async fn run(app: &App, now: Time, budget: &Budget, concurrency: usize) -> R
                 return Ok(report);
             }
             let page = app.store.due(Queue::Due, shard, now, PAGE, start).await?;
-            if !page.ids.is_empty() {
-                let accounts = app.store.accounts(&page.ids).await?;
+            for ids in page.ids.chunks(100) {
+                if budget.exhausted() {
+                    report.remaining = true;
+                    return Ok(report);
+                }
+                let accounts = app.store.accounts(ids).await?;
                 let outcomes: Vec<Outcome> = stream::iter(accounts)
                     .map(|account| roll_account(app, account, now, budget))
                     .buffer_unordered(concurrency.max(1))

@@ -1,0 +1,201 @@
+"""`make demo`: a scripted story against the local service.
+
+Uses a running `make run` on localhost:9000, or starts one (and stops it at
+the end). A user signs up and shares the referral link, a friend signs up
+through it, upgrades to Pro, buys $10 of flexible credits and spends some,
+then a rollover tick passes the friend's cycle end. Each step prints the
+request, the response and both balances; at the end, the emails the emulator
+received. Exits non-zero as soon as a step does not behave as API.md says.
+"""
+
+import json
+import os
+import random
+import signal
+import string
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from datetime import datetime, timedelta, timezone
+
+API = f"http://127.0.0.1:{os.environ.get('WATCH_PORT', '9000')}"
+EMULATOR = os.environ.get("AWS_ENDPOINT_URL", "http://127.0.0.1:5005")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class StepFailed(Exception):
+    pass
+
+
+def call(method, path, body=None, user=None):
+    headers = {"content-type": "application/json"}
+    if user:
+        headers["x-dev-user"] = user
+    else:
+        headers["x-dev-caller"] = "demo"
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(API + path, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=300) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+
+
+def invoke(function, payload):
+    url = f"{API}/2015-03-31/functions/{function}/invocations"
+    req = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST")
+    with urllib.request.urlopen(req, timeout=300) as resp:
+        return json.loads(resp.read())
+
+
+def balance(user):
+    status, body = call("GET", "/v1/me/balance", user=user)
+    expect(status == 200, f"GET /v1/me/balance for {user}: {status} {body}")
+    return body["balance"]
+
+
+def expect(ok, what):
+    if not ok:
+        raise StepFailed(what)
+
+
+def table(users):
+    rows = [("user", "plan", "bonus", "flexible", "total")]
+    for name, user in users:
+        b = balance(user)
+        rows.append((name, str(b["plan"]), str(b["bonus"]), str(b["flexible"]), str(b["total"])))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    for i, row in enumerate(rows):
+        print("    " + "  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))))
+        if i == 0:
+            print("    " + "  ".join("-" * w for w in widths))
+
+
+def step(n, title, method, path, body=None, user=None, expect_status=None):
+    print(f"\n{n}. {title}")
+    print(f"   {method} {path}" + (f"  (as {user})" if user else ""))
+    if body is not None:
+        print(f"   request:  {json.dumps(body)}")
+    status, answer = call(method, path, body, user)
+    print(f"   response: {status} {json.dumps(answer)}")
+    expect(status == expect_status, f"step {n}: expected {expect_status}, got {status}")
+    return answer
+
+
+def story():
+    tag = "".join(random.choices(string.ascii_lowercase + string.digits, k=5))
+    alice, bob = f"alice-{tag}", f"bob-{tag}"
+    people = [("alice", alice), ("bob", bob)]
+
+    a = step(1, "Alice signs up (free plan: 1,000 credits a month)", "POST", "/v1/signups",
+             {"user_id": alice, "email": f"{alice}@example.com"}, expect_status=201)
+    expect(a["account"]["balance"]["plan"] == 1000, "alice starts with 1,000 plan credits")
+    table(people[:1])
+
+    r = step(2, "Alice opens her referral page and shares the link", "GET", "/v1/me/referral", user=alice, expect_status=200)
+    code = urllib.parse.parse_qs(urllib.parse.urlparse(r["link"]).query)["ref"][0]
+    expect(code == a["account"]["referral_code"], "the link carries alice's code")
+
+    b = step(3, f"Bob signs up through the link (?ref={code})", "POST", "/v1/signups",
+             {"user_id": bob, "email": f"{bob}@example.org", "referral_code": code}, expect_status=201)
+    expect(b["referral"] == {"status": "rewarded", "referrer_bonus": 250}, "alice earns the signup bonus")
+    table(people)
+
+    u = step(4, "Bob upgrades to Pro", "POST", "/v1/plan-changes",
+             {"user_id": bob, "change_id": f"upgrade-{tag}", "plan": "pro"}, expect_status=200)
+    expect(u["account"]["balance"]["plan"] == 5000, "bob's plan bucket is topped up to 5,000")
+    expect(u["upgrade_bonus"] == {"referrer_bonus": 1500, "plans": ["basic", "pro"]}, "alice earns basic + pro bonuses")
+    table(people)
+
+    p = step(5, "Bob buys $10 of flexible credits (Pro: 300 per dollar)", "POST", "/v1/purchases",
+             {"user_id": bob, "payment_id": f"pay-{tag}", "amount_cents": 1000, "currency": "USD"}, expect_status=201)
+    expect(p["purchase"]["credits"] == 3000, "3,000 flexible credits")
+    table(people)
+
+    s = step(6, "Bob spends 5,500 credits (plan first, then flexible)", "POST", "/v1/spends",
+             {"user_id": bob, "spend_id": f"spend-{tag}", "credits": 5500, "feature": "video-export"}, expect_status=201)
+    expect(s["spend"]["from"] == {"plan": 5000, "bonus": 0, "flexible": 500}, "drawn plan first")
+    table(people)
+
+    again = step(7, "The payment back end retries the purchase (same payment_id)", "POST", "/v1/purchases",
+                 {"user_id": bob, "payment_id": f"pay-{tag}", "amount_cents": 1000, "currency": "USD"}, expect_status=200)
+    expect(again == p, "a replay answers the original receipt, crediting nothing")
+    table(people)
+
+    end = datetime.fromisoformat(b["account"]["cycle_end"].replace("Z", "+00:00"))
+    tick = (end + timedelta(minutes=1)).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    print(f"\n8. A rollover tick passes Bob's cycle end ({b['account']['cycle_end']})")
+    print(f"   invoke rollover {json.dumps({'time': tick})}")
+    report = invoke("rollover", {"time": tick})
+    print(f"   response: {json.dumps(report)}")
+    expect(report.get("rolled_over", 0) >= 2 and report.get("remaining") is False, "both accounts rolled over")
+    after = balance(bob)
+    expect(after == {"plan": 5000, "bonus": 0, "flexible": 2500, "total": 7500}, f"bob: fresh Pro allowance, flexible kept: {after}")
+    table(people)
+
+    print("\n9. Emails the emulator received")
+    with urllib.request.urlopen(f"{EMULATOR}/moto-api/data.json", timeout=30) as resp:
+        data = json.loads(resp.read())
+    mails = [m for m in find_messages(data.get("ses", {})) if tag in json.dumps(m)]
+    for m in mails:
+        to = m.get("destinations", m.get("destination"))
+        print(f"   to {json.dumps(to)}: {m.get('subject')}")
+    expect(len(mails) == 3, f"three emails (signup bonus, upgrade bonus, receipt), got {len(mails)}")
+    print("\nThe demo behaved as API.md says.")
+
+
+def find_messages(node):
+    if isinstance(node, dict):
+        if "subject" in node and ("destinations" in node or "destination" in node):
+            yield node
+        else:
+            for v in node.values():
+                yield from find_messages(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from find_messages(v)
+
+
+def api_up():
+    try:
+        urllib.request.urlopen(API + "/v1/me/balance", timeout=2)
+    except urllib.error.HTTPError:
+        return True
+    except Exception:
+        return False
+    return True
+
+
+def main():
+    service = None
+    if not api_up():
+        print("Starting the local service (make run) for the demo...")
+        service = subprocess.Popen(["bash", os.path.join(ROOT, "infra", "run.sh")], cwd=ROOT,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 600
+        while not api_up():
+            if service.poll() is not None or time.monotonic() > deadline:
+                print("the local service did not start", file=sys.stderr)
+                return 1
+            time.sleep(1)
+    try:
+        story()
+        return 0
+    except StepFailed as e:
+        print(f"\nDEMO FAILED: {e}", file=sys.stderr)
+        return 1
+    finally:
+        if service is not None:
+            os.killpg(service.pid, signal.SIGTERM)
+            try:
+                service.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(service.pid, signal.SIGKILL)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
