@@ -30,8 +30,12 @@ stop() {
   trap - EXIT INT TERM
   echo
   echo "Stopping..."
-  [[ -n "$watch" ]] && kill "$watch" 2>/dev/null && wait "$watch" 2>/dev/null
-  kill "$emulator" 2>/dev/null; wait "$emulator" 2>/dev/null
+  if [[ -n "$watch" ]]; then
+    kill "$watch" 2>/dev/null || true
+    wait "$watch" 2>/dev/null || true
+  fi
+  kill "$emulator" 2>/dev/null || true
+  wait "$emulator" 2>/dev/null || true
   echo "Stopped."
   exit 0
 }

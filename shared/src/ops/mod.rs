@@ -97,10 +97,15 @@ impl Budget {
 
     /// The budget of a Lambda invocation whose deadline is `deadline_ms`
     /// (milliseconds since the epoch, from the Lambda context); `0` (no
-    /// deadline given, as in local runs) means unbounded.
+    /// deadline given) means unbounded. A value too small to be an epoch
+    /// time (before 2001) is a duration: `cargo lambda watch` sends the
+    /// function's timeout there.
     pub fn until_epoch_ms(deadline_ms: u64) -> Budget {
         if deadline_ms == 0 {
             return Budget { deadline: None };
+        }
+        if deadline_ms < 1_000_000_000_000 {
+            return Budget { deadline: Some(std::time::Instant::now() + Duration::from_millis(deadline_ms)) };
         }
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -177,6 +182,9 @@ mod tests {
         assert!(Budget::until_epoch_ms(now_ms + 5).exhausted());
         assert!(!Budget::until_epoch_ms(now_ms + 60_000).exhausted());
         assert!(!Budget::until_epoch_ms(now_ms + 3_000).allows(Duration::from_secs(5)));
+        // cargo lambda watch's relative deadline.
+        assert!(!Budget::until_epoch_ms(600_000).exhausted());
+        assert!(Budget::until_epoch_ms(1_000).exhausted());
     }
 
     #[test]
