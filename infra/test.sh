@@ -4,8 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash infra/venv.sh
-echo "== cfn-lint template.yaml"
+bash infra/venv.sh lint
+echo "== cfn-lint, checkov: template.yaml"
 .venv/bin/cfn-lint template.yaml
+.venv-lint/bin/checkov --file template.yaml --framework cloudformation --skip-download --compact --quiet
 echo "== cargo fmt --check, cargo clippy"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings

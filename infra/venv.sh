@@ -1,26 +1,27 @@
 #!/usr/bin/env bash
-# Creates (or refreshes) the project-local virtualenv .venv.
-#   infra/venv.sh          the test stack: infra/requirements.txt (moto, cfn-lint)
-#   infra/venv.sh local    also infra/requirements-local.txt (cargo-lambda)
+# Creates (or refreshes) the project-local virtualenvs.
+#   infra/venv.sh          .venv: infra/requirements.txt (moto, cfn-lint)
+#   infra/venv.sh local    .venv: also infra/requirements-local.txt (cargo-lambda)
+#   infra/venv.sh lint     .venv-lint: infra/requirements-lint.txt (checkov)
 # Re-installs only when a requirements file changes; prints nothing when up to date.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-venv="$root/.venv"
 python="${PYTHON:-python3}"
 install() {
-  local name="$1" file="$root/infra/$1"
-  local stamp="$venv/.$name.sha256" want
+  local venv="$root/$1" name="$2"
+  local file="$root/infra/$name" stamp="$root/$1/.$name.sha256" want
   want="$(sha256sum "$file" | cut -d' ' -f1)"
   if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
     return 0
   fi
   command -v "$python" >/dev/null || { echo "infra/venv.sh: python3 is required" >&2; exit 1; }
-  echo "Installing infra/$name into .venv ..."
+  echo "Installing infra/$name into $1 ..."
   [[ -x "$venv/bin/python" ]] || "$python" -m venv "$venv"
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$file"
   echo "$want" > "$stamp"
 }
-install requirements.txt
-if [[ "${1:-}" == "local" ]]; then
-  install requirements-local.txt
-fi
+case "${1:-}" in
+  lint) install .venv-lint requirements-lint.txt ;;
+  local) install .venv requirements.txt; install .venv requirements-local.txt ;;
+  *) install .venv requirements.txt ;;
+esac
