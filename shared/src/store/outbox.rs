@@ -1,39 +1,51 @@
-//! Outbox bookkeeping: marking emails sent, or recording a failed attempt.
+//! Outbox bookkeeping: every change of a pending email's state, each a
+//! conditional update that only touches an email still `pending` (an email
+//! already sent or given up on is left alone, and that is no error).
 
 use super::items::{email_key, n, s};
 use super::{classify, Store, StoreError};
 use crate::cycle::{format_time, Time};
+use aws_sdk_dynamodb::types::AttributeValue;
 
 /// Sent emails are kept this long, then expire through the table's TTL.
 const SENT_RETENTION_DAYS: i64 = 30;
 
 impl Store {
-    /// Marks a pending email sent and takes it off the schedule index.
-    pub async fn email_sent(&self, id: &str, message_id: &str, at: Time) -> Result<(), StoreError> {
-        let expires = (at + chrono::Duration::days(SENT_RETENTION_DAYS)).timestamp();
-        let result = self
+    /// Applies `update` to a pending email; nothing when it is no longer pending.
+    async fn update_pending_email(
+        &self,
+        id: &str,
+        update: &str,
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<(), StoreError> {
+        let mut request = self
             .client()
             .update_item()
             .table_name(self.table())
             .set_key(Some(email_key(id)))
-            .update_expression(
-                "SET #status = :sent, sent_at = :at, message_id = :mid, expires_at = :exp REMOVE sched_pk, sched_sk",
-            )
+            .update_expression(update)
             .condition_expression("#status = :pending")
             .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":sent", s("sent"))
-            .expression_attribute_values(":pending", s("pending"))
-            .expression_attribute_values(":at", s(&format_time(at)))
-            .expression_attribute_values(":mid", s(message_id))
-            .expression_attribute_values(":exp", n(expires))
-            .send()
-            .await;
-        match result {
+            .expression_attribute_values(":pending", s("pending"));
+        for (name, value) in values {
+            request = request.expression_attribute_values(name, value);
+        }
+        match request.send().await {
             Ok(_) => Ok(()),
-            // Already marked by someone else: nothing to do.
             Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
             Err(e) => Err(classify(e)),
         }
+    }
+
+    /// Marks a pending email sent and takes it off the schedule index.
+    pub async fn email_sent(&self, id: &str, message_id: &str, at: Time) -> Result<(), StoreError> {
+        let expires = (at + chrono::Duration::days(SENT_RETENTION_DAYS)).timestamp();
+        self.update_pending_email(
+            id,
+            "SET #status = :sent, sent_at = :at, message_id = :mid, expires_at = :exp REMOVE sched_pk, sched_sk",
+            vec![(":sent", s("sent")), (":at", s(&format_time(at))), (":mid", s(message_id)), (":exp", n(expires))],
+        )
+        .await
     }
 
     /// Records a failed attempt of a pending email: its count and when to try
@@ -46,25 +58,33 @@ impl Store {
         error: &str,
     ) -> Result<(), StoreError> {
         let next = format_time(next);
-        let error: String = error.chars().take(500).collect();
-        let result = self
-            .client()
-            .update_item()
-            .table_name(self.table())
-            .set_key(Some(email_key(id)))
-            .update_expression("SET attempts = :attempts, next_attempt_at = :next, sched_sk = :next, last_error = :err")
-            .condition_expression("#status = :pending")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":pending", s("pending"))
-            .expression_attribute_values(":attempts", n(attempts))
-            .expression_attribute_values(":next", s(&next))
-            .expression_attribute_values(":err", s(&error))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
-            Err(e) => Err(classify(e)),
-        }
+        self.update_pending_email(
+            id,
+            "SET attempts = :attempts, next_attempt_at = :next, sched_sk = :next, last_error = :err",
+            vec![(":attempts", n(attempts)), (":next", s(&next)), (":err", s(&truncate(error)))],
+        )
+        .await
     }
+
+    /// Gives up on an email after its last attempt: `failed`, off the schedule.
+    pub async fn email_failed(&self, id: &str, attempts: u32, error: &str) -> Result<(), StoreError> {
+        self.update_pending_email(
+            id,
+            "SET #status = :failed, attempts = :attempts, last_error = :err REMOVE sched_pk, sched_sk",
+            vec![(":failed", s("failed")), (":attempts", n(attempts)), (":err", s(&truncate(error)))],
+        )
+        .await
+    }
+
+    /// Hands a claimed email back untried (throttled, or out of time): due
+    /// again at `at`, its attempt count unchanged.
+    pub async fn email_release(&self, id: &str, at: Time) -> Result<(), StoreError> {
+        let at = format_time(at);
+        self.update_pending_email(id, "SET next_attempt_at = :at, sched_sk = :at", vec![(":at", s(&at))]).await
+    }
+}
+
+/// Error texts are kept short: they are for people reading the item.
+fn truncate(error: &str) -> String {
+    error.chars().take(500).collect()
 }

@@ -2,7 +2,7 @@
 //! each spread over [`SCHEDULE_SHARDS`] partitions, found by `Query` (never a
 //! scan), read and claimed.
 
-use super::items::{account_key, decode_account, email_key, get_n, get_s, n, s, Item};
+use super::items::{account_key, decode_account, email_key, get_n, get_s, s, Item};
 use super::{classify, Store, StoreError, SCHEDULE_INDEX, SCHEDULE_SHARDS};
 use crate::account::Account;
 use crate::cycle::{format_time, Time};
@@ -152,54 +152,5 @@ impl Store {
             html: get_s(&item, "html")?.to_owned(),
             attempts: get_n(&item, "attempts")?,
         }))
-    }
-
-    /// Gives up on an email after its last attempt: `failed`, off the schedule.
-    pub async fn email_failed(&self, id: &str, attempts: u32, error: &str) -> Result<(), StoreError> {
-        let error: String = error.chars().take(500).collect();
-        let result = self
-            .client()
-            .update_item()
-            .table_name(self.table())
-            .set_key(Some(email_key(id)))
-            .update_expression(
-                "SET #status = :failed, attempts = :attempts, last_error = :err REMOVE sched_pk, sched_sk",
-            )
-            .condition_expression("#status = :pending")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":pending", s("pending"))
-            .expression_attribute_values(":failed", s("failed"))
-            .expression_attribute_values(":attempts", n(attempts))
-            .expression_attribute_values(":err", s(&error))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
-            Err(e) => Err(classify(e)),
-        }
-    }
-
-    /// Hands a claimed email back untried (throttled, or out of time): due
-    /// again at `at`, its attempt count unchanged.
-    pub async fn email_release(&self, id: &str, at: Time) -> Result<(), StoreError> {
-        let at = format_time(at);
-        let result = self
-            .client()
-            .update_item()
-            .table_name(self.table())
-            .set_key(Some(email_key(id)))
-            .update_expression("SET next_attempt_at = :at, sched_sk = :at")
-            .condition_expression("#status = :pending")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":pending", s("pending"))
-            .expression_attribute_values(":at", s(&at))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
-            Err(e) => Err(classify(e)),
-        }
     }
 }
