@@ -57,6 +57,8 @@ pub struct Tx {
     table: String,
     items: Vec<TransactWriteItem>,
     roles: Vec<Role>,
+    /// An item that could not be built; the commit refuses to go ahead.
+    broken: Option<String>,
 }
 
 const NOT_EXISTS: &str = "attribute_not_exists(pk)";
@@ -69,7 +71,7 @@ impl Tx {
     }
 
     pub(super) fn without_receipt(table: &str) -> Tx {
-        Tx { table: table.to_owned(), items: Vec::new(), roles: Vec::new() }
+        Tx { table: table.to_owned(), items: Vec::new(), roles: Vec::new(), broken: None }
     }
 
     fn put(&mut self, item: Item, role: Role, return_old: bool) {
@@ -86,10 +88,13 @@ impl Tx {
 
     fn push(&mut self, item: Result<TransactWriteItem, aws_sdk_dynamodb::error::BuildError>, role: Role) {
         // Every builder here sets its required fields, so this cannot fail;
-        // should it ever, commit() reports the missing item as an error.
-        if let Ok(item) = item {
-            self.items.push(item);
-            self.roles.push(role);
+        // should it ever, commit() refuses the incomplete transaction.
+        match item {
+            Ok(item) => {
+                self.items.push(item);
+                self.roles.push(role);
+            }
+            Err(e) => self.broken = Some(format!("{role:?}: {e}")),
         }
     }
 
@@ -230,9 +235,11 @@ impl Tx {
 impl Store {
     /// Commits a transaction, all or nothing.
     pub async fn commit(&self, tx: Tx) -> Result<(), CommitError> {
-        let expected = tx.roles.len();
-        if tx.items.len() != expected || expected > 100 {
-            return Err(StoreError::Internal(format!("malformed transaction of {} items", tx.items.len())).into());
+        if let Some(broken) = tx.broken {
+            return Err(StoreError::Internal(format!("transaction item could not be built: {broken}")).into());
+        }
+        if tx.items.len() > 100 {
+            return Err(StoreError::Internal(format!("transaction of {} items exceeds 100", tx.items.len())).into());
         }
         let result = self.client().transact_write_items().set_transact_items(Some(tx.items)).send().await;
         let err = match result {
