@@ -15,7 +15,7 @@ pub mod signup;
 pub mod spend;
 
 use crate::http::{ApiError, Reply};
-use crate::store::{IdemRecord, ReceiptKey, Route, Store};
+use crate::store::{CommitError, IdemRecord, ReceiptKey, Role, Route, Store};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 
@@ -53,6 +53,36 @@ pub async fn replay_duplicate(
         })?,
     };
     replay(&record, hash, key_field)
+}
+
+/// What a request whose transaction did not commit does next, for the
+/// operations whose only conditions are the record and the accounts'
+/// versions: `Some(answer)` for a replay (or a 409), `None` to read again and
+/// retry (after the backoff), an error otherwise.
+pub async fn after_failed_commit(
+    err: CommitError,
+    store: &Store,
+    key: &ReceiptKey,
+    hash: &str,
+    key_field: &str,
+    retry: &mut Retry,
+) -> Result<Option<Reply>, ApiError> {
+    match err {
+        CommitError::Duplicate(old) => replay_duplicate(store, old, key, hash, key_field).await.map(Some),
+        CommitError::Stale(Role::Account(_)) => {
+            retry.again("account changed since it was read").await?;
+            Ok(None)
+        }
+        CommitError::Stale(role) => {
+            tracing::error!(?role, "unexpected condition failure");
+            Err(ApiError::internal())
+        }
+        CommitError::Conflict => {
+            retry.again("transaction conflict").await?;
+            Ok(None)
+        }
+        CommitError::Store(e) => Err(e.into()),
+    }
 }
 
 /// Bounded retries with jittered exponential backoff, for stale snapshots and

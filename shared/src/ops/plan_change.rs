@@ -1,7 +1,7 @@
 //! `POST /v1/plan-changes`: the new plan, its top-up, and the referrer's
 //! upgrade bonus.
 
-use super::{replay, replay_duplicate, request_hash, Retry};
+use super::{after_failed_commit, replay, request_hash, Retry};
 use crate::account::{Account, AccountView, Change, Entries};
 use crate::balance::Delta;
 use crate::cycle::{format_time, now};
@@ -9,7 +9,7 @@ use crate::email::{deliver, referral_upgrade_bonus};
 use crate::http::{record_user, to_json, ApiError, Reply};
 use crate::ledger::EntryKind;
 use crate::plans::PlanStanding;
-use crate::store::{CommitError, IdemRecord, ReceiptKey, Role, Route};
+use crate::store::{IdemRecord, ReceiptKey, Route};
 use crate::types::{Key, UserId};
 use crate::App;
 use serde::{Deserialize, Serialize};
@@ -130,16 +130,12 @@ pub async fn change_plan(app: &App, request: PlanChangeRequest) -> Result<Reply,
                 }
                 return Ok(Reply::Ok(body));
             }
-            Err(CommitError::Duplicate(old)) => {
-                return replay_duplicate(&app.store, old, &key, &hash, "change_id").await
+            Err(err) => {
+                if let Some(answer) = after_failed_commit(err, &app.store, &key, &hash, "change_id", &mut retry).await?
+                {
+                    return Ok(answer);
+                }
             }
-            Err(CommitError::Stale(Role::Account(_))) => retry.again("account changed since it was read").await?,
-            Err(CommitError::Stale(role)) => {
-                tracing::error!(?role, "unexpected condition failure");
-                return Err(ApiError::internal());
-            }
-            Err(CommitError::Conflict) => retry.again("transaction conflict").await?,
-            Err(CommitError::Store(e)) => return Err(e.into()),
         }
     }
 }

@@ -1,13 +1,13 @@
 //! `POST /v1/purchases`: flexible credits at the plan's rate, with a receipt.
 
-use super::{replay, replay_duplicate, request_hash, Retry};
+use super::{after_failed_commit, replay, request_hash, Retry};
 use crate::account::Entries;
 use crate::balance::{Balance, Delta};
 use crate::cycle::{format_time, now};
 use crate::email::{deliver, purchase_receipt, Receipt};
 use crate::http::{record_user, to_json, ApiError, Reply};
 use crate::ledger::EntryKind;
-use crate::store::{CommitError, IdemRecord, ReceiptKey, Route};
+use crate::store::{IdemRecord, ReceiptKey, Route};
 use crate::types::{in_range, Key, UserId};
 use crate::App;
 use serde::{Deserialize, Serialize};
@@ -111,12 +111,13 @@ pub async fn purchase(app: &App, request: PurchaseRequest) -> Result<Reply, ApiE
                 }
                 return Ok(Reply::Created(body));
             }
-            Err(CommitError::Duplicate(old)) => {
-                return replay_duplicate(&app.store, old, &key, &hash, "payment_id").await
+            Err(err) => {
+                if let Some(answer) =
+                    after_failed_commit(err, &app.store, &key, &hash, "payment_id", &mut retry).await?
+                {
+                    return Ok(answer);
+                }
             }
-            Err(CommitError::Stale(_)) => retry.again("account changed since it was read").await?,
-            Err(CommitError::Conflict) => retry.again("transaction conflict").await?,
-            Err(CommitError::Store(e)) => return Err(e.into()),
         }
     }
 }

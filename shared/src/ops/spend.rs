@@ -1,12 +1,12 @@
 //! `POST /v1/spends`: credits drawn plan first, then bonus, then flexible.
 
-use super::{replay, replay_duplicate, request_hash, Retry};
+use super::{after_failed_commit, replay, request_hash, Retry};
 use crate::account::Entries;
 use crate::balance::{draw, Balance, Delta};
 use crate::cycle::{format_time, now};
 use crate::http::{record_user, to_json, ApiError, Reply};
 use crate::ledger::EntryKind;
-use crate::store::{CommitError, IdemRecord, ReceiptKey, Role, Route};
+use crate::store::{IdemRecord, ReceiptKey, Route};
 use crate::types::{in_range, parse_label, Key, UserId};
 use crate::App;
 use serde::{Deserialize, Serialize};
@@ -73,16 +73,11 @@ pub async fn spend(app: &App, request: SpendRequest) -> Result<Reply, ApiError> 
         tx.change_account(&account, &entries.finish());
         match app.store.commit(tx).await {
             Ok(()) => return Ok(Reply::Created(body)),
-            Err(CommitError::Duplicate(old)) => {
-                return replay_duplicate(&app.store, old, &key, &hash, "spend_id").await
+            Err(err) => {
+                if let Some(answer) = after_failed_commit(err, &app.store, &key, &hash, "spend_id", &mut retry).await? {
+                    return Ok(answer);
+                }
             }
-            Err(CommitError::Stale(Role::Account(_))) => retry.again("account changed since it was read").await?,
-            Err(CommitError::Stale(role)) => {
-                tracing::error!(?role, "unexpected condition failure");
-                return Err(ApiError::internal());
-            }
-            Err(CommitError::Conflict) => retry.again("transaction conflict").await?,
-            Err(CommitError::Store(e)) => return Err(e.into()),
         }
     }
 }
