@@ -1,7 +1,7 @@
 //! What the emulator cannot produce, at the SDK boundary (aws-smithy-mocks):
 //! transaction conflicts, code collisions, throttling, unexpected errors.
 
-use aws_sdk_dynamodb::operation::transact_get_items::TransactGetItemsOutput;
+use aws_sdk_dynamodb::operation::transact_get_items::{TransactGetItemsError, TransactGetItemsOutput};
 use aws_sdk_dynamodb::operation::transact_write_items::{TransactWriteItemsError, TransactWriteItemsOutput};
 use aws_sdk_dynamodb::operation::update_item::UpdateItemOutput;
 use aws_sdk_dynamodb::types::error::{
@@ -52,6 +52,23 @@ fn cancelled(codes: &[&str]) -> TransactWriteItemsError {
     TransactWriteItemsError::TransactionCanceledException(e.build())
 }
 
+/// A read that finds the account and no idempotency record.
+fn reads_snapshot(account: Item) -> aws_smithy_mocks::Rule {
+    mock!(aws_sdk_dynamodb::Client::transact_get_items).then_output(move || {
+        TransactGetItemsOutput::builder()
+            .responses(ItemResponse::builder().set_item(Some(account.clone())).build())
+            .responses(ItemResponse::builder().build())
+            .build()
+    })
+}
+
+/// A purchase whose read fails with `error` on every try.
+async fn purchase_when_reading_fails(error: fn() -> TransactGetItemsError) -> Answer {
+    let read = mock!(aws_sdk_dynamodb::Client::transact_get_items).then_error(error);
+    let db = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&read]);
+    buy(&mocked_app(db, ses_ok()), purchase_of("someone")).await
+}
+
 fn purchase_of(user: &str) -> serde_json::Value {
     json!({"user_id": user, "payment_id": "pay-1", "amount_cents": 1000, "currency": "USD"})
 }
@@ -59,12 +76,7 @@ fn purchase_of(user: &str) -> serde_json::Value {
 #[tokio::test]
 async fn transaction_conflicts_are_retried_until_the_purchase_commits() {
     let (user, account) = stored_account("pro").await;
-    let read = mock!(aws_sdk_dynamodb::Client::transact_get_items).then_output(move || {
-        TransactGetItemsOutput::builder()
-            .responses(ItemResponse::builder().set_item(Some(account.clone())).build())
-            .responses(ItemResponse::builder().build())
-            .build()
-    });
+    let read = reads_snapshot(account);
     let write = mock!(aws_sdk_dynamodb::Client::transact_write_items)
         .sequence()
         .error(|| cancelled(&["None", "TransactionConflict", "None", "None"]))
@@ -113,27 +125,23 @@ async fn a_referral_code_collision_draws_a_new_code() {
 
 #[tokio::test]
 async fn throttling_that_outlasts_the_sdk_retries_is_503() {
-    let read = mock!(aws_sdk_dynamodb::Client::transact_get_items).then_error(|| {
-        aws_sdk_dynamodb::operation::transact_get_items::TransactGetItemsError::ProvisionedThroughputExceededException(
+    let a = purchase_when_reading_fails(|| {
+        TransactGetItemsError::ProvisionedThroughputExceededException(
             ProvisionedThroughputExceededException::builder().message("slow down").build(),
         )
-    });
-    let db = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&read]);
-    let app = mocked_app(db, ses_ok());
-    let a = buy(&app, purchase_of("someone")).await;
+    })
+    .await;
     assert_eq!((a.status, a.code()), (503, "unavailable"), "{}", a.text);
 }
 
 #[tokio::test]
 async fn unexpected_dynamodb_errors_are_500_without_internal_detail() {
-    let read = mock!(aws_sdk_dynamodb::Client::transact_get_items).then_error(|| {
-        aws_sdk_dynamodb::operation::transact_get_items::TransactGetItemsError::ResourceNotFoundException(
+    let a = purchase_when_reading_fails(|| {
+        TransactGetItemsError::ResourceNotFoundException(
             ResourceNotFoundException::builder().message("Requested resource not found: secret-table").build(),
         )
-    });
-    let db = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&read]);
-    let app = mocked_app(db, ses_ok());
-    let a = buy(&app, purchase_of("someone")).await;
+    })
+    .await;
     assert_eq!((a.status, a.code()), (500, "internal"), "{}", a.text);
     assert!(!a.text.contains("secret-table") && !a.text.contains("ResourceNotFound"), "{}", a.text);
 }
@@ -141,12 +149,7 @@ async fn unexpected_dynamodb_errors_are_500_without_internal_detail() {
 #[tokio::test]
 async fn ses_throttling_keeps_the_purchase_and_records_the_attempt() {
     let (user, account) = stored_account("pro").await;
-    let read = mock!(aws_sdk_dynamodb::Client::transact_get_items).then_output(move || {
-        TransactGetItemsOutput::builder()
-            .responses(ItemResponse::builder().set_item(Some(account.clone())).build())
-            .responses(ItemResponse::builder().build())
-            .build()
-    });
+    let read = reads_snapshot(account);
     let write = mock!(aws_sdk_dynamodb::Client::transact_write_items)
         .then_output(|| TransactWriteItemsOutput::builder().build());
     let failed_attempt = mock!(aws_sdk_dynamodb::Client::update_item)

@@ -143,18 +143,15 @@ impl Store {
         Tx::without_receipt(&self.table)
     }
 
+    /// Reads one item (strongly consistent).
+    async fn get(&self, key: items::Item) -> Result<Option<items::Item>, StoreError> {
+        let out = self.client.get_item().table_name(&self.table).set_key(Some(key)).consistent_read(true).send().await;
+        Ok(out.map_err(classify)?.item)
+    }
+
     /// Reads an account (strongly consistent).
     pub async fn account(&self, user_id: &str) -> Result<Option<Account>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(account_key(user_id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(classify)?;
-        out.item.as_ref().map(decode_account).transpose()
+        self.get(account_key(user_id)).await?.as_ref().map(decode_account).transpose()
     }
 
     /// Reads an account and a request's idempotency record in one request.
@@ -188,16 +185,7 @@ impl Store {
 
     /// Reads a request's idempotency record (strongly consistent).
     pub async fn receipt(&self, key: &ReceiptKey) -> Result<Option<IdemRecord>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(idem_key(key)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(classify)?;
-        out.item.as_ref().map(decode_idem).transpose()
+        self.get(idem_key(key)).await?.as_ref().map(decode_idem).transpose()
     }
 
     /// Finds the account that owns a referral code, through the code index.
