@@ -66,6 +66,11 @@ pub fn format_time(at: Time) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// Serialises a time as [`format_time`] writes it (for `#[serde(serialize_with)]`).
+pub fn serialize_time<S: serde::Serializer>(at: &Time, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(&format_time(*at))
+}
+
 /// The current time, whole seconds.
 pub fn now() -> Time {
     let now = Utc::now();

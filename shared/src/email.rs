@@ -1,13 +1,9 @@
-//! Emails: what each says, the outbox item that carries it, and SES v2.
-//!
-//! An email is written to the outbox in the same transaction as the credit
-//! change that causes it, sent right after the commit, then marked sent. A
-//! failed send leaves it pending, with its attempt count and next attempt
-//! time, for the scheduled `email-outbox` function.
+//! Emails: what each says, the outbox item that carries it, and the SES v2
+//! adapter that sends one. When they are sent, and what happens after, is
+//! orchestration: see `ops::outbox`.
 
 use crate::balance::Balance;
-use crate::cycle::{format_time, Time};
-use crate::store::Store;
+use crate::cycle::Time;
 use aws_sdk_sesv2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_sesv2::operation::send_email::SendEmailError;
 use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
@@ -39,12 +35,42 @@ pub enum EmailKind {
 }
 
 impl EmailKind {
+    const ALL: [EmailKind; 3] =
+        [EmailKind::ReferralSignupBonus, EmailKind::ReferralUpgradeBonus, EmailKind::PurchaseReceipt];
+
     /// The kind's stored name.
     pub fn as_str(self) -> &'static str {
         match self {
             EmailKind::ReferralSignupBonus => "referral_signup_bonus",
             EmailKind::ReferralUpgradeBonus => "referral_upgrade_bonus",
             EmailKind::PurchaseReceipt => "purchase_receipt",
+        }
+    }
+
+    /// The kind with this stored name.
+    pub fn from_name(name: &str) -> Option<EmailKind> {
+        EmailKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+/// Where an outbox email stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EmailStatus {
+    /// Waiting for its (next) attempt, on the schedule index.
+    Pending,
+    /// SES accepted it.
+    Sent,
+    /// Given up on after its last attempt.
+    Failed,
+}
+
+impl EmailStatus {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EmailStatus::Pending => "pending",
+            EmailStatus::Sent => "sent",
+            EmailStatus::Failed => "failed",
         }
     }
 }
@@ -248,23 +274,18 @@ impl Mailer {
 
     /// Sends one outbox email; returns SES's message id.
     pub async fn send(&self, email: &OutboxEmail) -> Result<String, SendError> {
-        self.send_parts(&email.to, &email.subject, &email.text, &email.html).await
-    }
-
-    /// Sends an email from its parts; returns SES's message id.
-    pub async fn send_parts(&self, to: &str, subject: &str, text: &str, html: &str) -> Result<String, SendError> {
         let content = |text: &str| {
             Content::builder().data(text).charset("UTF-8").build().map_err(|e| SendError::Failed(e.to_string()))
         };
         let message = Message::builder()
-            .subject(content(subject)?)
-            .body(Body::builder().text(content(text)?).html(content(html)?).build())
+            .subject(content(&email.subject)?)
+            .body(Body::builder().text(content(&email.text)?).html(content(&email.html)?).build())
             .build();
         let result = self
             .client
             .send_email()
             .from_email_address(&self.sender)
-            .destination(Destination::builder().to_addresses(to).build())
+            .destination(Destination::builder().to_addresses(&email.to).build())
             .content(EmailContent::builder().simple(message).build())
             .send()
             .await;
@@ -282,29 +303,6 @@ impl Mailer {
                 };
                 let text = DisplayErrorContext(&err).to_string();
                 Err(if throttled { SendError::Throttled(text) } else { SendError::Failed(text) })
-            }
-        }
-    }
-}
-
-/// Sends freshly committed emails and records the outcome of each. Never
-/// fails: whatever goes wrong leaves the email pending for the scheduled
-/// sender, and is logged.
-pub async fn deliver(store: &Store, mailer: &Mailer, emails: &[OutboxEmail], now: Time) {
-    for email in emails {
-        let to = crate::types::redact(&email.to);
-        match mailer.send(email).await {
-            Ok(message_id) => match store.email_sent(&email.id, &message_id, now).await {
-                Ok(()) => tracing::info!(email_id = %email.id, kind = email.kind.as_str(), %to, "email sent"),
-                Err(e) => tracing::warn!(email_id = %email.id, error = %e, "email sent but not marked sent"),
-            },
-            Err(e) => {
-                let next = now + backoff(1);
-                tracing::warn!(email_id = %email.id, kind = email.kind.as_str(), %to, error = %e,
-                    next_attempt_at = %format_time(next), "email not sent; left pending");
-                if let Err(e) = store.email_attempt_failed(&email.id, 1, next, &e.to_string()).await {
-                    tracing::warn!(email_id = %email.id, error = %e, "could not record the failed attempt");
-                }
             }
         }
     }
@@ -331,6 +329,14 @@ mod tests {
         assert_ne!(id, email_id(EmailKind::PurchaseReceipt, &["jane@example.com", "pay-2"]));
         assert_ne!(id, email_id(EmailKind::ReferralUpgradeBonus, &["jane@example.com", "pay-1"]));
         assert!(id.starts_with("purchase_receipt-") && !id.contains("jane"), "{id}");
+    }
+
+    #[test]
+    fn kinds_round_trip_through_their_names() {
+        for kind in EmailKind::ALL {
+            assert_eq!(EmailKind::from_name(kind.as_str()), Some(kind));
+        }
+        assert_eq!(EmailKind::from_name("newsletter"), None);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! API Gateway (HTTP API, payload 2.0) glue: routing paths, authentication,
 //! JSON bodies, the contract's error answers, and one log line per request.
 
+use crate::account::{LedgerError, UnknownPlan};
 use crate::config::{Config, DEV_CALLER_HEADER, DEV_USER_HEADER};
 use crate::store::StoreError;
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
@@ -15,20 +16,24 @@ use tracing::Instrument;
 /// Largest request body accepted; the contract's bodies are a few hundred bytes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
-/// An answer other than 2xx: the contract's status, code and a message for people.
+/// An answer other than 2xx: the contract's status, code and a message for
+/// people. What went wrong inside (`detail`) goes to the log line of the
+/// request, never into the body.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApiError {
     /// HTTP status.
     pub status: u16,
     /// The contract's error code.
     pub code: &'static str,
-    /// What went wrong, for people; never internal detail.
+    /// What went wrong, for the caller.
     pub message: String,
+    /// Why, for the operator: logged with the request, never answered.
+    pub detail: Option<String>,
 }
 
 impl ApiError {
     fn new(status: u16, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into() }
+        ApiError { status, code, message: message.into(), detail: None }
     }
 
     /// 400 `invalid_request`.
@@ -61,12 +66,12 @@ impl ApiError {
         ApiError::new(404, "account_not_found", "no account has this user_id")
     }
 
-    /// 404 `not_found`.
+    /// 404 `not_found`: no such route or method on this function.
     pub fn not_found() -> ApiError {
         ApiError::new(404, "not_found", "no such route on this function")
     }
 
-    /// 409 `idempotency_conflict`.
+    /// 409 `idempotency_conflict`: `key_field`'s value was used with another request.
     pub fn idempotency_conflict(key_field: &str) -> ApiError {
         ApiError::new(
             409,
@@ -75,28 +80,47 @@ impl ApiError {
         )
     }
 
-    /// 503 `unavailable`.
-    pub fn unavailable() -> ApiError {
-        ApiError::new(503, "unavailable", "the service is busy; retry with the same key")
+    /// 503 `unavailable`: safe to retry with the same key.
+    pub fn unavailable(detail: impl Into<String>) -> ApiError {
+        ApiError {
+            detail: Some(detail.into()),
+            ..ApiError::new(503, "unavailable", "the service is busy; retry with the same key")
+        }
     }
 
-    /// 500 `internal`.
-    pub fn internal() -> ApiError {
-        ApiError::new(500, "internal", "internal error")
+    /// 500 `internal`, with the reason for the log.
+    pub fn internal(detail: impl Into<String>) -> ApiError {
+        ApiError { detail: Some(detail.into()), ..ApiError::new(500, "internal", "internal error") }
     }
 }
 
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> ApiError {
         match err {
-            StoreError::Unavailable(detail) => {
-                tracing::warn!(error = %detail, "DynamoDB unavailable");
-                ApiError::unavailable()
-            }
-            other => {
-                tracing::error!(error = %other, "store error");
-                ApiError::internal()
-            }
+            StoreError::Unavailable(_) | StoreError::Conflict(_) => ApiError::unavailable(err.to_string()),
+            other => ApiError::internal(other.to_string()),
+        }
+    }
+}
+
+impl From<LedgerError> for ApiError {
+    fn from(err: LedgerError) -> ApiError {
+        ApiError::internal(err.to_string())
+    }
+}
+
+impl From<UnknownPlan> for ApiError {
+    fn from(err: UnknownPlan) -> ApiError {
+        ApiError {
+            detail: Some(err.to_string()),
+            ..ApiError::new(
+                500,
+                "internal",
+                format!(
+                    "this account's plan {:?} is not in the plan catalogue; the operator must add it back to CREDITS_CONFIG",
+                    err.plan
+                ),
+            )
         }
     }
 }
@@ -113,20 +137,32 @@ pub enum Reply {
     Replayed(String),
 }
 
+impl Reply {
+    /// The HTTP status.
+    pub fn status(&self) -> u16 {
+        match self {
+            Reply::Created(_) => 201,
+            Reply::Ok(_) | Reply::Replayed(_) => 200,
+        }
+    }
+
+    /// The body.
+    pub fn body(&self) -> &str {
+        match self {
+            Reply::Ok(body) | Reply::Created(body) | Reply::Replayed(body) => body,
+        }
+    }
+}
+
 /// Serialises a response body.
 pub fn to_json(value: &impl serde::Serialize) -> Result<String, ApiError> {
-    serde_json::to_string(value).map_err(|e| {
-        tracing::error!(error = %e, "response does not serialise");
-        ApiError::internal()
-    })
+    serde_json::to_string(value).map_err(|e| ApiError::internal(format!("response does not serialise: {e}")))
 }
 
 /// Turns an outcome into the HTTP response.
 pub fn respond(outcome: &Result<Reply, ApiError>) -> Response<Body> {
     let (status, body, replayed) = match outcome {
-        Ok(Reply::Ok(body)) => (200, body.clone(), false),
-        Ok(Reply::Created(body)) => (201, body.clone(), false),
-        Ok(Reply::Replayed(body)) => (200, body.clone(), true),
+        Ok(reply) => (reply.status(), reply.body().to_owned(), matches!(reply, Reply::Replayed(_))),
         Err(e) => {
             let body = serde_json::json!({"error": {"code": e.code, "message": e.message}});
             (e.status, body.to_string(), false)
@@ -242,7 +278,8 @@ where
     let replayed = matches!(outcome, Ok(Reply::Replayed(_)));
     span.in_scope(|| {
         if status >= 500 {
-            tracing::error!(status, code, replayed, latency_ms, "request failed");
+            let detail = outcome.as_ref().err().and_then(|e| e.detail.as_deref()).unwrap_or("");
+            tracing::error!(status, code, detail, latency_ms, "request failed");
         } else {
             tracing::info!(status, code, replayed, latency_ms, "request done");
         }

@@ -1,6 +1,7 @@
 //! Ledger entries: one per balance change, immutable, numbered per account.
 
 use crate::balance::{Balance, Delta};
+use crate::cycle::{serialize_time, Time};
 use serde::Serialize;
 
 /// Why a balance changed.
@@ -65,9 +66,10 @@ pub struct LedgerEntry {
     /// larger numbers.
     #[serde(rename = "entry_id", serialize_with = "as_string")]
     pub seq: u64,
-    /// When it was written (RFC 3339).
-    pub at: String,
-    /// Why.
+    /// When it was written.
+    #[serde(serialize_with = "serialize_time")]
+    pub at: Time,
+    /// Why the balance changed.
     pub kind: EntryKind,
     /// The change to each bucket.
     pub delta: Delta,

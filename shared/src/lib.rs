@@ -8,10 +8,12 @@
 //! | plan catalogue, purchase rates, bonuses | [`plans`] |
 //! | billing cycles (calendar months on an anchor day) | [`cycle`] |
 //! | buckets, ledger entries | [`balance`], [`ledger`] |
-//! | request types and their validation | [`types`] |
+//! | validated values of the contract | [`types`] |
+//! | idempotency keys and the request hash | [`idempotency`] |
 //! | referral codes and email normalisation | [`referral`] |
-//! | what each route does | [`ops`] |
-//! | emails and the outbox | [`email`] |
+//! | the rollover rule | [`rollover`] |
+//! | what each route and schedule does | [`ops`] |
+//! | email messages and the SES adapter | [`email`] |
 //! | API Gateway glue: auth, bodies, errors | [`http`] |
 
 pub mod account;
@@ -21,6 +23,7 @@ pub mod config;
 pub mod cycle;
 pub mod email;
 pub mod http;
+pub mod idempotency;
 pub mod ledger;
 pub mod ops;
 pub mod plans;

@@ -7,7 +7,7 @@
 //! one calendar month on its anchor day. Each elapsed cycle writes its own
 //! entries; the referral cap's count starts afresh.
 
-use crate::account::{Account, Change, Entries};
+use crate::account::{Account, Advance, Entries, LedgerError, UnknownPlan};
 use crate::balance::Delta;
 use crate::cycle::{format_time, Time};
 use crate::ledger::EntryKind;
@@ -20,8 +20,8 @@ pub const MAX_CYCLES_PER_WRITE: u32 = 40;
 /// What rolling an account over does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rollover {
-    /// The change: entries, new cycle, allowance granted.
-    pub change: Change,
+    /// The entries, the new cycle, the allowance granted.
+    pub change: crate::account::Change,
     /// Cycles it catches up.
     pub cycles: u32,
     /// Whether the account is then current (`false`: more than
@@ -29,84 +29,87 @@ pub struct Rollover {
     pub caught_up: bool,
 }
 
+/// Why a due account cannot be rolled over. None of these fixes itself:
+/// the account stays due, untouched, and each run reports it again.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RolloverError {
+    /// Its plan is not in the catalogue, so its allowance is unknown.
+    #[error(transparent)]
+    UnknownPlan(#[from] UnknownPlan),
+    /// A bucket would overflow.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// The next cycle's end is past the last representable date.
+    #[error("account {0}: the next cycle ends past the last representable date")]
+    EndOfTime(String),
+}
+
 /// The rollover of `account` at `now`, at most `max_cycles` cycles; `None`
 /// when its cycle has not ended yet.
-pub fn rollover(account: &Account, catalogue: &Catalogue, now: Time, max_cycles: u32) -> Option<Rollover> {
+pub fn rollover(
+    account: &Account,
+    catalogue: &Catalogue,
+    now: Time,
+    max_cycles: u32,
+) -> Result<Option<Rollover>, RolloverError> {
     if account.cycle.end > now || max_cycles == 0 {
-        return None;
+        return Ok(None);
     }
-    let allowance = catalogue.plan(&account.plan).map_or(0, |p| p.monthly_allowance);
-    let mut entries = Entries::on(account, format_time(now));
+    let allowance = account.current_plan(catalogue)?.monthly_allowance;
+    let mut entries = Entries::on(account, now);
     let mut cycle = account.cycle;
     let mut cycles = 0;
     while cycle.end <= now && cycles < max_cycles {
         let reference = format!("rollover:{}", format_time(cycle.end));
         let remainder = entries.balance().plan;
         if remainder > 0 {
-            entries.push(EntryKind::Expire, Delta::plan(-remainder), &reference).ok()?;
+            entries.push(EntryKind::Expire, Delta::plan(-remainder), &reference)?;
         }
-        entries.push(EntryKind::CycleGrant, Delta::plan(allowance), &reference).ok()?;
-        cycle = cycle.next()?;
+        entries.push(EntryKind::CycleGrant, Delta::plan(allowance), &reference)?;
+        cycle = cycle.next().ok_or_else(|| RolloverError::EndOfTime(crate::types::redact(&account.user_id)))?;
         cycles += 1;
     }
-    Some(Rollover {
-        change: Change {
-            cycle: Some(cycle),
-            cycle_max_allowance: Some(allowance),
-            reset_cycle_referrals: true,
-            ..entries.finish()
-        },
-        cycles,
-        caught_up: cycle.end > now,
-    })
+    let mut change = entries.finish();
+    change.cycle = Some(Advance { from_end: account.cycle.end, to: cycle });
+    change.cycle_max_allowance = Some(allowance);
+    change.reset_cycle_referrals = true;
+    Ok(Some(Rollover { change, cycles, caught_up: cycle.end > now }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::balance::Balance;
-    use crate::cycle::{parse_time, Cycle};
+    use crate::cycle::parse_time;
 
     fn t(s: &str) -> Time {
         parse_time(s).expect("time")
     }
 
     fn account(plan: &str, signed_up: &str, balance: Balance) -> Account {
-        Account {
-            user_id: "u".into(),
-            email: "u@example.com".into(),
-            email_norm: "u@example.com".into(),
-            plan: plan.into(),
-            referral_code: "ABCD2345".into(),
-            referrer_id: None,
-            cycle: Cycle::first(t(signed_up)).expect("cycle"),
-            balance,
-            version: 3,
-            ledger_seq: 3,
-            cycle_max_allowance: 5_000,
-            max_rank: 2,
-            cycle_referrals: 7,
-            referral_signups: 9,
-            rewarded_credits: 0,
-        }
+        crate::account::fixtures::account("u", plan, signed_up, balance)
+    }
+
+    fn due(a: &Account, now: &str, max: u32) -> Rollover {
+        rollover(a, &Catalogue::default(), t(now), max).expect("rolls over").expect("due")
     }
 
     #[test]
     fn a_cycle_not_yet_ended_is_left_alone() {
         let a = account("pro", "2026-01-31T10:00:00Z", Balance::default());
-        assert_eq!(rollover(&a, &Catalogue::default(), t("2026-02-28T09:59:59Z"), 40), None);
+        assert_eq!(rollover(&a, &Catalogue::default(), t("2026-02-28T09:59:59Z"), 40), Ok(None));
     }
 
     #[test]
     fn one_cycle_expires_the_plan_remainder_and_grants_the_allowance() {
         let a = account("pro", "2026-01-31T10:00:00Z", Balance { plan: 1_200, bonus: 250, flexible: 3_000 });
-        let r = rollover(&a, &Catalogue::default(), t("2026-02-28T10:00:00Z"), 40).expect("due");
+        let r = due(&a, "2026-02-28T10:00:00Z", 40);
         assert_eq!((r.cycles, r.caught_up), (1, true));
         let kinds: Vec<_> = r.change.entries.iter().map(|e| (e.kind, e.delta.plan, e.seq)).collect();
         assert_eq!(kinds, [(EntryKind::Expire, -1_200, 4), (EntryKind::CycleGrant, 5_000, 5)]);
         let last = r.change.entries.last().expect("entry").balance_after;
         assert_eq!(last, Balance { plan: 5_000, bonus: 250, flexible: 3_000 });
-        let cycle = r.change.cycle.expect("cycle");
+        let cycle = r.change.cycle.expect("cycle").to;
         assert_eq!(
             (format_time(cycle.start), format_time(cycle.end)),
             ("2026-02-28T10:00:00Z".into(), "2026-03-31T10:00:00Z".into())
@@ -118,7 +121,7 @@ mod tests {
     #[test]
     fn three_missed_cycles_each_write_their_entries_and_keep_the_anchor() {
         let a = account("basic", "2028-01-31T00:00:00Z", Balance { plan: 0, bonus: 10, flexible: 0 });
-        let r = rollover(&a, &Catalogue::default(), t("2028-04-30T00:00:00Z"), 40).expect("due");
+        let r = due(&a, "2028-04-30T00:00:00Z", 40);
         assert_eq!(r.cycles, 3);
         let refs: Vec<_> = r.change.entries.iter().map(|e| (e.kind, e.reference.as_str())).collect();
         assert_eq!(
@@ -132,13 +135,13 @@ mod tests {
             ],
             "no expire when nothing remains"
         );
-        assert_eq!(format_time(r.change.cycle.expect("cycle").end), "2028-05-31T00:00:00Z");
+        assert_eq!(format_time(r.change.cycle.expect("cycle").to.end), "2028-05-31T00:00:00Z");
     }
 
     #[test]
     fn after_a_downgrade_the_new_plan_is_granted() {
         let a = account("free", "2026-03-15T12:00:00Z", Balance { plan: 4_000, bonus: 0, flexible: 0 });
-        let r = rollover(&a, &Catalogue::default(), t("2026-04-15T12:00:00Z"), 40).expect("due");
+        let r = due(&a, "2026-04-15T12:00:00Z", 40);
         assert_eq!(r.change.entries.last().expect("grant").balance_after.plan, 1_000);
         assert_eq!(r.change.cycle_max_allowance, Some(1_000));
     }
@@ -146,8 +149,24 @@ mod tests {
     #[test]
     fn far_behind_accounts_catch_up_in_bounded_writes() {
         let a = account("free", "2020-01-01T00:00:00Z", Balance::default());
-        let r = rollover(&a, &Catalogue::default(), t("2026-01-01T00:00:00Z"), MAX_CYCLES_PER_WRITE).expect("due");
+        let r = due(&a, "2026-01-01T00:00:00Z", MAX_CYCLES_PER_WRITE);
         assert_eq!((r.cycles, r.caught_up), (40, false));
         assert!(r.change.entries.len() < 99);
+    }
+
+    #[test]
+    fn an_overflowing_grant_is_an_error_not_a_skip() {
+        let a = account("pro", "2026-01-31T10:00:00Z", Balance { plan: 0, bonus: i64::MAX - 100, flexible: 0 });
+        let err = rollover(&a, &Catalogue::default(), t("2026-03-01T00:00:00Z"), 40).expect_err("overflows");
+        assert!(matches!(err, RolloverError::Ledger(_)), "{err}");
+    }
+
+    #[test]
+    fn a_plan_the_catalogue_lost_is_an_error_not_a_grant_of_nothing() {
+        let a = account("legacy", "2026-01-31T10:00:00Z", Balance { plan: 700, bonus: 0, flexible: 0 });
+        let err = rollover(&a, &Catalogue::default(), t("2026-03-01T00:00:00Z"), 40).expect_err("unknown plan");
+        assert!(err.to_string().contains("\"legacy\""), "{err}");
+        // Not due yet: nothing to decide, so no error either.
+        assert_eq!(rollover(&a, &Catalogue::default(), t("2026-02-01T00:00:00Z"), 40), Ok(None));
     }
 }

@@ -99,7 +99,7 @@ async fn bad_purchases_are_400_naming_the_field_and_change_nothing() {
         assert!(message.len() < 400, "messages stay short: {message}");
     }
     assert_eq!(balance(&app, &user).await["total"], 5000);
-    assert_ledger_explains_balance(&user).await;
+    assert_ledger_explains_balance(&app, &user).await;
 }
 
 #[tokio::test]
@@ -112,8 +112,7 @@ async fn bad_signups_are_400_naming_the_field_and_create_nothing() {
         let message = a.json["error"]["message"].as_str().unwrap_or("");
         assert!(message.contains(needle), "{body}: message {message:?} lacks {needle:?}");
     }
-    let db = dynamodb().await;
-    assert!(partition(&db, &format!("USER#{user}")).await.is_empty(), "a refused signup wrote something");
+    assert!(partition(&app, &format!("USER#{user}")).await.is_empty(), "a refused signup wrote something");
 }
 
 #[tokio::test]
@@ -138,8 +137,7 @@ async fn service_routes_without_iam_authorization_are_401_and_write_nothing() {
         ctx.remove("authorizer");
     }
     assert_eq!(purchase_event(&app, &purchase).await.code(), "unauthenticated");
-    let db = dynamodb().await;
-    assert!(partition(&db, &format!("USER#{user}")).await.is_empty());
+    assert!(partition(&app, &format!("USER#{user}")).await.is_empty());
     assert_eq!(balance(&app, &buyer).await["flexible"], 0);
 }
 

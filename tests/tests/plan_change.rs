@@ -25,7 +25,8 @@ async fn an_upgrade_tops_up_the_plan_bucket_and_pays_the_referrer_once_per_plan(
     assert_eq!(a.json["upgrade_bonus"], json!({"referrer_bonus": 1500, "plans": ["basic", "pro"]}));
     assert_eq!(balance(&app, &referrer).await["bonus"].as_i64(), Some(referrer_before + 1500));
 
-    let email = outbox_item(&email_id(EmailKind::ReferralUpgradeBonus, &[&friend, &change_id])).await.expect("email");
+    let email =
+        outbox_item(&app, &email_id(EmailKind::ReferralUpgradeBonus, &[&friend, &change_id])).await.expect("email");
     assert_eq!(attr(&email, "status"), "sent");
     assert_eq!(attr(&email, "to"), format!("{referrer}@example.com"));
 
@@ -44,8 +45,8 @@ async fn an_upgrade_tops_up_the_plan_bucket_and_pays_the_referrer_once_per_plan(
 
     let r = account_event(&app, &user_event("referral.json", Some(&referrer), "")).await;
     assert_eq!(r.json["rewarded_credits"], 250 + 4000);
-    assert_ledger_explains_balance(&friend).await;
-    assert_ledger_explains_balance(&referrer).await;
+    assert_ledger_explains_balance(&app, &friend).await;
+    assert_ledger_explains_balance(&app, &referrer).await;
 }
 
 #[tokio::test]
@@ -62,8 +63,8 @@ async fn the_referrer_earns_the_same_whatever_the_path() {
     }
     assert_eq!(balance(&app, &direct_referrer).await["bonus"], balance(&app, &stepwise_referrer).await["bonus"]);
     assert_eq!(balance(&app, &direct_referrer).await["bonus"], 250 + 4000);
-    assert_ledger_explains_balance(&stepwise).await;
-    assert_ledger_explains_balance(&stepwise_referrer).await;
+    assert_ledger_explains_balance(&app, &stepwise).await;
+    assert_ledger_explains_balance(&app, &stepwise_referrer).await;
 }
 
 #[tokio::test]
@@ -73,7 +74,7 @@ async fn an_unreferred_upgrade_pays_no_one() {
     let a = change(&app, &user, "business").await;
     assert!(a.json["upgrade_bonus"].is_null());
     assert_eq!(a.json["account"]["balance"]["plan"], 20000);
-    assert_ledger_explains_balance(&user).await;
+    assert_ledger_explains_balance(&app, &user).await;
 }
 
 #[tokio::test]
@@ -101,7 +102,7 @@ async fn replays_return_the_original_and_changed_payloads_conflict() {
     assert_eq!((other.status, other.code()), (409, "idempotency_conflict"));
     let now = account_event(&app, &user_event("balance.json", Some(&user), "")).await;
     assert_eq!(now.json["plan"], "free", "the replay changed nothing");
-    assert_ledger_explains_balance(&user).await;
+    assert_ledger_explains_balance(&app, &user).await;
 }
 
 #[tokio::test]
@@ -155,6 +156,6 @@ async fn racing_upgrades_never_pay_a_plan_twice() {
     paid.sort();
     assert_eq!(paid, ["basic", "business", "pro"], "each plan paid exactly once");
     assert_eq!(balance(&app, &referrer).await["bonus"], 250 + 4000);
-    assert_ledger_explains_balance(&friend).await;
-    assert_ledger_explains_balance(&referrer).await;
+    assert_ledger_explains_balance(&app, &friend).await;
+    assert_ledger_explains_balance(&app, &referrer).await;
 }

@@ -22,13 +22,14 @@ async fn a_pro_purchase_credits_three_per_cent_and_sends_a_receipt() {
             "balance": {"plan": 5000, "bonus": 0, "flexible": 3000, "total": 8000}
         })
     );
-    let email =
-        outbox_item(&email_id(EmailKind::PurchaseReceipt, &[&user, &payment])).await.expect("receipt in the outbox");
+    let email = outbox_item(&app, &email_id(EmailKind::PurchaseReceipt, &[&user, &payment]))
+        .await
+        .expect("receipt in the outbox");
     assert_eq!(attr(&email, "status"), "sent");
     assert!(attr(&email, "text").contains("$10.00 USD for 3,000 flexible credits"));
     assert!(attr(&email, "html").contains("<p>"));
     assert!(sent_emails().await.iter().any(|m| m.to_string().contains(&format!("{user}@example.com"))));
-    assert_ledger_explains_balance(&user).await;
+    assert_ledger_explains_balance(&app, &user).await;
 }
 
 #[tokio::test]
@@ -39,7 +40,7 @@ async fn a_business_purchase_credits_two_per_cent() {
     assert_eq!(a.status, 201, "{}", a.text);
     assert_eq!(a.json["purchase"]["credits"], 2_000_000);
     assert_eq!(a.json["balance"]["flexible"], 2_000_000);
-    assert_ledger_explains_balance(&user).await;
+    assert_ledger_explains_balance(&app, &user).await;
 }
 
 #[tokio::test]
@@ -76,7 +77,7 @@ async fn replayed_purchase_returns_the_original_receipt_and_a_changed_one_confli
     let changed = buy(&app, purchase_body(&user, &payment, 2_600)).await;
     assert_eq!((changed.status, changed.code()), (409, "idempotency_conflict"), "{}", changed.text);
     assert_eq!(balance(&app, &user).await["flexible"], 7_500);
-    assert_ledger_explains_balance(&user).await;
+    assert_ledger_explains_balance(&app, &user).await;
 }
 
 #[tokio::test]
@@ -87,17 +88,7 @@ async fn a_replay_after_a_downgrade_still_returns_the_original_receipt() {
     let payment = unique("pay");
     let first = buy(&app, purchase_body(&user, &payment, 1_000)).await;
     assert_eq!(first.status, 201);
-    let db = dynamodb().await;
-    db.update_item()
-        .table_name(app.config.table_name.as_str())
-        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(format!("USER#{user}")))
-        .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("ACCOUNT".into()))
-        .update_expression("SET #p = :free")
-        .expression_attribute_names("#p", "plan")
-        .expression_attribute_values(":free", aws_sdk_dynamodb::types::AttributeValue::S("free".into()))
-        .send()
-        .await
-        .expect("downgrade");
+    set_account_attributes(&app, &user, &[("plan", aws_sdk_dynamodb::types::AttributeValue::S("free".into()))]).await;
     let again = buy(&app, purchase_body(&user, &payment, 1_000)).await;
     assert_eq!((again.status, again.replayed, again.text.as_str()), (200, true, first.text.as_str()));
 }
@@ -140,7 +131,7 @@ async fn twenty_four_concurrent_duplicates_credit_exactly_once() {
         assert_eq!(a.text, created[0].text);
     }
     assert_eq!(balance(&app, &user).await["flexible"], 3_000);
-    assert_ledger_explains_balance(&user).await;
+    assert_ledger_explains_balance(&app, &user).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 8)]
@@ -158,7 +149,7 @@ async fn concurrent_distinct_purchases_all_land() {
         assert_eq!(a.status, 201, "{}", a.text);
     }
     assert_eq!(balance(&app, &user).await["flexible"], 12 * 300);
-    assert_ledger_explains_balance(&user).await;
+    assert_ledger_explains_balance(&app, &user).await;
 }
 
 #[tokio::test]
@@ -169,8 +160,9 @@ async fn when_ses_refuses_the_purchase_still_succeeds_and_the_receipt_stays_pend
     let payment = unique("pay");
     let a = buy(&app, purchase_body(&user, &payment, 1_000)).await;
     assert_eq!(a.status, 201, "{}", a.text);
-    let email =
-        outbox_item(&email_id(EmailKind::PurchaseReceipt, &[&user, &payment])).await.expect("receipt in the outbox");
+    let email = outbox_item(&app, &email_id(EmailKind::PurchaseReceipt, &[&user, &payment]))
+        .await
+        .expect("receipt in the outbox");
     assert_eq!(attr(&email, "status"), "pending");
     assert_eq!(attr_n(&email, "attempts"), 1);
     assert!(attr(&email, "last_error").contains("MessageRejected"), "{}", attr(&email, "last_error"));

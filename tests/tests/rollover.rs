@@ -34,7 +34,7 @@ async fn month_end_anchors_and_leap_years_hold_across_cycles_and_other_buckets_c
     let early = rollover_at(&app, "2028-02-29T09:59:59Z", 0).await;
     assert_eq!(early["rolled_over"], 0, "not due a second early");
     let first = rollover_at(&app, "2028-02-29T10:00:00Z", 0).await;
-    assert_eq!(first, json!({"rolled_over": 1, "cycles": 1, "remaining": false}));
+    assert_eq!(first, json!({"rolled_over": 1, "cycles": 1, "errors": 0, "remaining": false}));
     let a = account_json(&app, &user).await;
     assert_eq!(
         (a["cycle_start"].as_str(), a["cycle_end"].as_str()),
@@ -44,7 +44,7 @@ async fn month_end_anchors_and_leap_years_hold_across_cycles_and_other_buckets_c
     assert_eq!(rollover_at(&app, "2028-02-29T10:00:00Z", 0).await["rolled_over"], 0, "once per cycle");
 
     let later = rollover_at(&app, "2028-05-01T00:00:00Z", 0).await;
-    assert_eq!(later, json!({"rolled_over": 1, "cycles": 2, "remaining": false}));
+    assert_eq!(later, json!({"rolled_over": 1, "cycles": 2, "errors": 0, "remaining": false}));
     let a = account_json(&app, &user).await;
     assert_eq!(a["cycle_end"], "2028-05-31T10:00:00Z");
     assert_eq!(a["balance"]["bonus"], 250);
@@ -62,7 +62,7 @@ async fn month_end_anchors_and_leap_years_hold_across_cycles_and_other_buckets_c
             ("cycle_grant".into(), 5000, "rollover:2028-04-30T10:00:00Z".into()),
         ]
     );
-    assert_ledger_explains_balance_in(&app.config.table_name, &user).await;
+    assert_ledger_explains_balance(&app, &user).await;
 }
 
 #[tokio::test]
@@ -71,11 +71,11 @@ async fn three_missed_cycles_catch_up_in_one_run_and_expire_only_what_remains() 
     let user = signed_up(&app, "free", "2026-01-15T08:00:00Z").await;
     assert_eq!(spend(&app, json!({"user_id": user, "spend_id": "all", "credits": 1000})).await.status, 201);
     let report = rollover_at(&app, "2026-04-20T00:00:00Z", 0).await;
-    assert_eq!(report, json!({"rolled_over": 1, "cycles": 3, "remaining": false}));
+    assert_eq!(report, json!({"rolled_over": 1, "cycles": 3, "errors": 0, "remaining": false}));
     let kinds: Vec<String> = ledger_kinds(&app, &user).await.into_iter().map(|(k, ..)| k).collect();
     assert_eq!(kinds, ["signup_grant", "spend", "cycle_grant", "expire", "cycle_grant", "expire", "cycle_grant"]);
     assert_eq!(account_json(&app, &user).await["cycle_end"], "2026-05-15T08:00:00Z");
-    assert_ledger_explains_balance_in(&app.config.table_name, &user).await;
+    assert_ledger_explains_balance(&app, &user).await;
 }
 
 #[tokio::test]
@@ -92,7 +92,7 @@ async fn a_downgrade_takes_effect_at_the_rollover_and_the_new_cycle_starts_afres
     // In the new cycle the largest allowance granted is free's: pro tops up 4,000 again.
     let up = change_plan(&app, json!({"user_id": user, "change_id": "up", "plan": "pro"})).await;
     assert_eq!(up.json["account"]["balance"]["plan"], 5000);
-    assert_ledger_explains_balance_in(&app.config.table_name, &user).await;
+    assert_ledger_explains_balance(&app, &user).await;
 }
 
 #[tokio::test]
@@ -132,7 +132,7 @@ async fn four_racing_invocations_roll_each_account_over_once() {
         let grants = ledger_kinds(&app, user).await.into_iter().filter(|(k, ..)| k == "cycle_grant").count();
         assert_eq!(grants, 1, "{user}");
         assert_eq!(account_json(&app, user).await["cycle_end"], "2026-03-31T12:00:00Z");
-        assert_ledger_explains_balance_in(&app.config.table_name, user).await;
+        assert_ledger_explains_balance(&app, user).await;
     }
 }
 
@@ -149,13 +149,13 @@ async fn a_deadline_a_few_milliseconds_away_leaves_the_work_whole_for_the_next_r
     for user in &users {
         let end = account_json(&app, user).await["cycle_end"].clone();
         assert_eq!(end, "2026-02-28T12:00:00Z", "untouched, not half-rolled");
-        assert_ledger_explains_balance_in(&app.config.table_name, user).await;
+        assert_ledger_explains_balance(&app, user).await;
     }
     let next = rollover_at(&app, "2026-06-01T00:00:00Z", epoch_ms_in(Duration::from_secs(60))).await;
-    assert_eq!(next, json!({"rolled_over": 10, "cycles": 40, "remaining": false}));
+    assert_eq!(next, json!({"rolled_over": 10, "cycles": 40, "errors": 0, "remaining": false}));
     for user in &users {
         assert_eq!(account_json(&app, user).await["cycle_end"], "2026-06-30T12:00:00Z");
-        assert_ledger_explains_balance_in(&app.config.table_name, user).await;
+        assert_ledger_explains_balance(&app, user).await;
     }
 }
 

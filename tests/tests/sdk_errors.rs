@@ -13,18 +13,13 @@ use aws_smithy_mocks::{mock, mock_client, RuleMode};
 use credits::{App, Config, Mail};
 use integration_tests::*;
 use serde_json::json;
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-
-type Item = HashMap<String, AttributeValue>;
 
 /// A real account item: signed up on the emulator, read back raw.
 async fn stored_account(plan: &str) -> (String, Item) {
     let app = app().await;
     let (user, _) = new_user(&app, plan).await;
-    let db = dynamodb().await;
-    let items = partition(&db, &format!("USER#{user}")).await;
-    let account = items.into_iter().find(|i| attr(i, "sk") == "ACCOUNT").expect("account item");
+    let account = account_item(&app, &user).await;
     (user, account)
 }
 
@@ -112,7 +107,14 @@ async fn a_referral_code_collision_draws_a_new_code() {
         .error(|| cancelled(&["None", "None", "ConditionalCheckFailed", "None"]))
         .output(|| TransactWriteItemsOutput::builder().build())
         .build();
-    let db = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&write]);
+    // Signup reads first (no record, no account), like every mutating route.
+    let read = mock!(aws_sdk_dynamodb::Client::transact_get_items).then_output(|| {
+        TransactGetItemsOutput::builder()
+            .responses(ItemResponse::builder().build())
+            .responses(ItemResponse::builder().build())
+            .build()
+    });
+    let db = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&read, &write]);
     let app = mocked_app(db, ses_ok());
 
     let a = signup(&app, json!({"user_id": "collider", "email": "c@example.com"})).await;

@@ -24,7 +24,7 @@ async fn signup_creates_the_account_with_its_allowance_cycle_and_code() {
     assert!(code.bytes().all(|b| credits::referral::CODE_ALPHABET.contains(&b)), "{code}");
     assert!(a.json["referral"].is_null());
     assert!(!a.replayed);
-    assert_ledger_explains_balance(&user).await;
+    assert_ledger_explains_balance(&app, &user).await;
 }
 
 #[tokio::test]
@@ -38,7 +38,7 @@ async fn signup_defaults_to_the_free_plan_and_now() {
     assert_eq!(a.json["account"]["balance"]["plan"], 1000);
     let start = credits::cycle::parse_time(a.json["account"]["cycle_start"].as_str().expect("start")).expect("time");
     assert!(start >= before && start <= chrono::Utc::now(), "{start}");
-    assert_ledger_explains_balance(&user).await;
+    assert_ledger_explains_balance(&app, &user).await;
 }
 
 #[tokio::test]
@@ -65,7 +65,7 @@ async fn replayed_signup_returns_the_original_body_and_a_changed_one_conflicts()
     let other = signup(&app, json!({"user_id": user, "email": "r@example.com", "plan": "pro"})).await;
     assert_eq!((other.status, other.code()), (409, "idempotency_conflict"), "{}", other.text);
     assert_eq!(balance(&app, &user).await["plan"], 2000);
-    assert_ledger_explains_balance(&user).await;
+    assert_ledger_explains_balance(&app, &user).await;
 }
 
 #[tokio::test]
@@ -112,7 +112,7 @@ async fn a_referred_signup_rewards_the_referrer_and_emails_it() {
     assert_eq!(r.json["signups"], 1);
     assert_eq!(r.json["rewarded_credits"], 250);
 
-    let email = outbox_item(&email_id(EmailKind::ReferralSignupBonus, &[&friend])).await.expect("outbox email");
+    let email = outbox_item(&app, &email_id(EmailKind::ReferralSignupBonus, &[&friend])).await.expect("outbox email");
     assert_eq!(attr(&email, "status"), "sent");
     assert_eq!(attr(&email, "to"), format!("{referrer}@example.com"));
     assert!(!email.contains_key("sched_pk"), "a sent email leaves the schedule index");
@@ -121,8 +121,8 @@ async fn a_referred_signup_rewards_the_referrer_and_emails_it() {
         sent.iter().any(|m| m.to_string().contains(&format!("{referrer}@example.com"))),
         "SES got no email for the referrer"
     );
-    assert_ledger_explains_balance(&referrer).await;
-    assert_ledger_explains_balance(&friend).await;
+    assert_ledger_explains_balance(&app, &referrer).await;
+    assert_ledger_explains_balance(&app, &friend).await;
 }
 
 #[tokio::test]
@@ -172,7 +172,7 @@ async fn the_cap_stops_rewards_but_still_records_the_referrer() {
     assert_eq!(balance(&app, &referrer).await["bonus"], 500);
     let r = account_event(&app, &user_event("referral.json", Some(&referrer), "")).await;
     assert_eq!((r.json["signups"].as_i64(), r.json["rewarded_credits"].as_i64()), (Some(3), Some(500)));
-    assert_ledger_explains_balance(&referrer).await;
+    assert_ledger_explains_balance(&app, &referrer).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -202,7 +202,7 @@ async fn concurrent_referred_signups_never_exceed_the_cap() {
     assert_eq!(balance(&app, &referrer).await["bonus"], 750);
     let r = account_event(&app, &user_event("referral.json", Some(&referrer), "")).await;
     assert_eq!(r.json["signups"], 8);
-    assert_ledger_explains_balance(&referrer).await;
+    assert_ledger_explains_balance(&app, &referrer).await;
 }
 
 #[tokio::test]

@@ -29,7 +29,7 @@ async fn spends_draw_plan_then_bonus_then_flexible() {
     let ledger = account_event(&app, &user_event("ledger.json", Some(&referrer), "limit=1")).await;
     assert_eq!(ledger.json["entries"][0]["kind"], "spend");
     assert_eq!(ledger.json["entries"][0]["delta"], json!({"plan": 0, "bonus": -150, "flexible": -250}));
-    assert_ledger_explains_balance(&referrer).await;
+    assert_ledger_explains_balance(&app, &referrer).await;
 }
 
 #[tokio::test]
@@ -44,7 +44,7 @@ async fn a_spend_larger_than_the_balance_is_402_and_deducts_nothing() {
     assert_eq!(exact.status, 201);
     assert_eq!(exact.json["balance"], json!({"plan": 0, "bonus": 0, "flexible": 0, "total": 0}));
     assert_eq!(spend(&app, json!({"user_id": user, "spend_id": "one", "credits": 1})).await.status, 402);
-    assert_ledger_explains_balance(&user).await;
+    assert_ledger_explains_balance(&app, &user).await;
 }
 
 #[tokio::test]
@@ -95,7 +95,7 @@ async fn bad_spends_are_400_and_write_nothing() {
     }
     assert_eq!(spend_event(&app, &unsigned).await.status, 401);
     assert_eq!(balance(&app, &user).await["total"], 995);
-    assert_ledger_explains_balance(&user).await;
+    assert_ledger_explains_balance(&app, &user).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 8)]
@@ -116,5 +116,5 @@ async fn forty_concurrent_spends_of_thirty_on_a_thousand_leave_ten() {
     let refused = statuses.iter().filter(|s| **s == 402).count();
     assert_eq!((ok, refused), (33, 7), "{statuses:?}");
     assert_eq!(balance(&app, &user).await["total"], 10);
-    assert_ledger_explains_balance(&user).await;
+    assert_ledger_explains_balance(&app, &user).await;
 }

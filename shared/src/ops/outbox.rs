@@ -1,12 +1,14 @@
-//! The scheduled email sender: every pending email whose next attempt is due,
-//! claimed one at a time so concurrent runs never send the same email twice,
-//! with backoff between attempts and a final `failed` state.
+//! Sending outbox emails: right after the commit that queued them
+//! ([`deliver`]), and by the scheduled `email-outbox` function ([`run`]) for
+//! every email still pending, claimed one at a time so concurrent runs never
+//! send the same email twice, with backoff between attempts and a final
+//! `failed` state.
 
-use super::Budget;
-use crate::cycle::Time;
-use crate::email::{backoff, Mailer, SendError, MAX_ATTEMPTS};
-use crate::store::{Queue, StoreError, SCHEDULE_SHARDS};
-use crate::App;
+use super::schedule::{persist, Budget};
+use crate::cycle::{format_time, Time};
+use crate::email::{backoff, Mailer, OutboxEmail, SendError, MAX_ATTEMPTS};
+use crate::store::{Queue, Store, StoreError, SCHEDULE_SHARDS};
+use crate::types::redact;
 use serde::Serialize;
 use std::time::Duration;
 
@@ -18,7 +20,30 @@ const FIRST_PAUSE: Duration = Duration::from_millis(200);
 /// Longest pause between two sends.
 const MAX_PAUSE: Duration = Duration::from_secs(10);
 
-/// What one run did.
+/// Sends freshly committed emails and records the outcome of each. Never
+/// fails: whatever goes wrong leaves the email pending for the scheduled
+/// sender, and is logged.
+pub async fn deliver(store: &Store, mailer: &Mailer, emails: &[OutboxEmail], now: Time) {
+    for email in emails {
+        let to = redact(&email.to);
+        match mailer.send(email).await {
+            Ok(message_id) => match store.email_sent(&email.id, &message_id, now).await {
+                Ok(()) => tracing::info!(email_id = %email.id, kind = email.kind.as_str(), %to, "email sent"),
+                Err(e) => tracing::warn!(email_id = %email.id, error = %e, "email sent but not marked sent"),
+            },
+            Err(e) => {
+                let next = now + backoff(1);
+                tracing::warn!(email_id = %email.id, kind = email.kind.as_str(), %to, error = %e,
+                    next_attempt_at = %format_time(next), "email not sent; left pending");
+                if let Err(e) = store.email_attempt_failed(&email.id, 1, next, &e.to_string()).await {
+                    tracing::warn!(email_id = %email.id, error = %e, "could not record the failed attempt");
+                }
+            }
+        }
+    }
+}
+
+/// What one scheduled run did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Report {
     /// Emails SES accepted.
@@ -29,74 +54,135 @@ pub struct Report {
     pub failed: u64,
     /// Times SES throttled the run (attempts not counted).
     pub throttled: u64,
+    /// Store errors that outlasted their retries: each is logged, and the
+    /// email or page it concerned is left for a later run.
+    pub errors: u64,
     /// Whether due emails were left for the next run.
     pub remaining: bool,
 }
 
 /// Sends the emails due at `now`, within `budget`.
-pub async fn run(app: &App, mailer: &Mailer, now: Time, budget: &Budget) -> Result<Report, StoreError> {
-    let mut report = Report::default();
-    let mut pause = Duration::ZERO;
+pub async fn run(store: &Store, mailer: &Mailer, now: Time, budget: &Budget) -> Report {
+    let mut run = Run { store, mailer, now, budget, report: Report::default(), pause: Duration::ZERO };
     for shard in 0..SCHEDULE_SHARDS {
+        if !run.shard(shard).await {
+            run.report.remaining = true;
+            break;
+        }
+    }
+    run.report
+}
+
+struct Run<'a> {
+    store: &'a Store,
+    mailer: &'a Mailer,
+    now: Time,
+    budget: &'a Budget,
+    report: Report,
+    /// The pause between sends, while SES throttles.
+    pause: Duration,
+}
+
+impl Run<'_> {
+    /// Sends what is due in one shard; `false` once out of time.
+    async fn shard(&mut self, shard: u32) -> bool {
         let mut start = None;
         loop {
-            if budget.exhausted() {
-                report.remaining = true;
-                return Ok(report);
+            if self.budget.exhausted() {
+                return false;
             }
-            let page = app.store.due(Queue::Outbox, shard, now, 100, start).await?;
-            for id in &page.ids {
-                if budget.exhausted() {
-                    report.remaining = true;
-                    return Ok(report);
+            let page = persist(self.budget, "outbox query", || {
+                self.store.due(Queue::Outbox, shard, self.now, 100, start.clone())
+            })
+            .await;
+            let page = match page {
+                Ok(page) => page,
+                Err(e) => {
+                    tracing::error!(shard, error = %e, "outbox query failed; the shard is left for the next run");
+                    self.report.errors += 1;
+                    self.report.remaining = true;
+                    return true;
                 }
-                let Some(email) = app.store.claim_email(id, now, now + LEASE).await? else {
-                    continue; // another run has it, or it was sent meanwhile
-                };
-                loop {
-                    if !pause.is_zero() {
-                        tokio::time::sleep(pause).await;
-                    }
-                    match mailer.send_parts(&email.to, &email.subject, &email.text, &email.html).await {
-                        Ok(message_id) => {
-                            app.store.email_sent(&email.id, &message_id, now).await?;
-                            report.sent += 1;
-                            pause /= 2;
-                            break;
-                        }
-                        Err(SendError::Throttled(e)) => {
-                            // Not the email's fault: slow down, keep its attempts.
-                            report.throttled += 1;
-                            pause = (pause * 2).clamp(FIRST_PAUSE, MAX_PAUSE);
-                            tracing::warn!(email_id = %email.id, pause_ms = pause.as_millis() as u64, error = %e, "SES throttled; slowing down");
-                            if !budget.allows(pause) {
-                                app.store.email_release(&email.id, now).await?;
-                                report.remaining = true;
-                                return Ok(report);
-                            }
-                        }
-                        Err(SendError::Failed(e)) => {
-                            let attempts = email.attempts + 1;
-                            if attempts >= MAX_ATTEMPTS {
-                                tracing::error!(email_id = %email.id, kind = %email.kind, attempts, error = %e, "email failed for good");
-                                app.store.email_failed(&email.id, attempts, &e).await?;
-                                report.failed += 1;
-                            } else {
-                                let next = now + backoff(attempts);
-                                tracing::warn!(email_id = %email.id, attempts, error = %e, "email attempt failed");
-                                app.store.email_attempt_failed(&email.id, attempts, next, &e).await?;
-                                report.retried += 1;
-                            }
-                            break;
-                        }
-                    }
+            };
+            for id in &page.ids {
+                if !self.email(id).await {
+                    return false;
                 }
             }
             start = page.next;
             if start.is_none() {
-                break;
+                return true;
             }
         }
     }
-    Ok(report)
+
+    /// Claims and sends one email; `false` once out of time.
+    async fn email(&mut self, id: &str) -> bool {
+        if self.budget.exhausted() {
+            return false;
+        }
+        let claimed = match self.store.claim_email(id, self.now, self.now + LEASE).await {
+            Ok(Some(claimed)) => claimed,
+            Ok(None) => return true, // another run has it, or it was sent meanwhile
+            Err(e) => return self.store_error(id, "claim", &e),
+        };
+        let email = &claimed.email;
+        loop {
+            if !self.pause.is_zero() {
+                tokio::time::sleep(self.pause).await;
+            }
+            match self.mailer.send(email).await {
+                Ok(message_id) => {
+                    self.report.sent += 1;
+                    self.pause /= 2;
+                    // SES has it: losing the mark would send it again after
+                    // the lease, so the mark is retried while time allows.
+                    let marked =
+                        persist(self.budget, "mark sent", || self.store.email_sent(&email.id, &message_id, self.now))
+                            .await;
+                    if let Err(e) = marked {
+                        return self.store_error(&email.id, "mark sent", &e);
+                    }
+                    return true;
+                }
+                Err(SendError::Throttled(e)) => {
+                    // Not the email's fault: slow down, keep its attempts.
+                    self.report.throttled += 1;
+                    self.pause = (self.pause * 2).clamp(FIRST_PAUSE, MAX_PAUSE);
+                    tracing::warn!(email_id = %email.id, pause_ms = self.pause.as_millis() as u64, error = %e, "SES throttled; slowing down");
+                    if !self.budget.allows(self.pause) {
+                        if let Err(e) = self.store.email_release(&email.id, self.now).await {
+                            self.store_error(&email.id, "release", &e);
+                        }
+                        return false;
+                    }
+                }
+                Err(SendError::Failed(e)) => {
+                    let attempts = claimed.attempts + 1;
+                    let recorded = if attempts >= MAX_ATTEMPTS {
+                        tracing::error!(email_id = %email.id, kind = email.kind.as_str(), attempts, error = %e, "email failed for good");
+                        self.report.failed += 1;
+                        self.store.email_failed(&email.id, attempts, &e).await
+                    } else {
+                        tracing::warn!(email_id = %email.id, attempts, error = %e, "email attempt failed");
+                        self.report.retried += 1;
+                        self.store.email_attempt_failed(&email.id, attempts, self.now + backoff(attempts), &e).await
+                    };
+                    if let Err(e) = recorded {
+                        return self.store_error(&email.id, "record the attempt", &e);
+                    }
+                    return true;
+                }
+            }
+        }
+    }
+
+    /// Logs and counts a store error about one email, which stays pending
+    /// (claimed: due again once its lease ends); the run goes on.
+    fn store_error(&mut self, id: &str, what: &str, e: &StoreError) -> bool {
+        tracing::error!(email_id = %id, error = %e, "outbox: could not {what}; the email stays pending");
+        self.report.errors += 1;
+        self.report.remaining = true;
+        true
+    }
 }

@@ -1,26 +1,60 @@
 //! `POST /v1/plan-changes`: the new plan, its top-up, and the referrer's
 //! upgrade bonus.
 
-use super::{after_failed_commit, replay, request_hash, Retry};
-use crate::account::{Account, AccountView, Change, Entries};
+use super::execute::{execute, Command, Ctx, Effect, Snapshot};
+use crate::account::{Account, AccountView, Entries};
 use crate::balance::Delta;
-use crate::cycle::{format_time, now};
-use crate::email::{deliver, referral_upgrade_bonus};
+use crate::email::referral_upgrade_bonus;
 use crate::http::{record_user, to_json, ApiError, Reply};
+use crate::idempotency::{Canonical, Route};
 use crate::ledger::EntryKind;
-use crate::plans::PlanStanding;
-use crate::store::{IdemRecord, ReceiptKey, Route};
+use crate::plans::{Plan, PlanChange, PlanStanding};
+use crate::store::Write;
 use crate::types::{Key, UserId};
 use crate::App;
 use serde::{Deserialize, Serialize};
 
 /// The request body.
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PlanChangeRequest {
     user_id: String,
     change_id: String,
     plan: String,
+}
+
+/// A valid plan change (the plan is checked against the catalogue when
+/// the decision is made).
+#[derive(Debug)]
+pub struct ChangePlan {
+    user: UserId,
+    change_id: Key,
+    plan: String,
+}
+
+impl ChangePlan {
+    /// Validates a request; 400 naming the field.
+    pub fn parse(request: PlanChangeRequest, catalogue: &crate::plans::Catalogue) -> Result<ChangePlan, ApiError> {
+        let user = UserId::parse(&request.user_id).map_err(|e| ApiError::field("user_id", e))?;
+        record_user(&user);
+        let change_id = Key::parse(&request.change_id).map_err(|e| ApiError::field("change_id", e))?;
+        if catalogue.plan(&request.plan).is_none() {
+            return Err(ApiError::field("plan", format!("unknown plan; expected one of {}", catalogue.plan_names())));
+        }
+        Ok(ChangePlan { user, change_id, plan: request.plan })
+    }
+
+    /// The rule applied to this account: where it stands, where it goes.
+    fn outcome<'c>(&self, account: &Account, ctx: &Ctx<'c>) -> Result<(&'c Plan, PlanChange<'c>), ApiError> {
+        let current = account.current_plan(ctx.catalogue)?;
+        let plan = ctx.catalogue.plan(&self.plan).ok_or_else(|| ApiError::internal("validated plan vanished"))?;
+        let standing = PlanStanding {
+            rank: current.rank,
+            cycle_max_allowance: account.cycle_max_allowance,
+            max_rank: account.max_rank,
+        };
+        Ok((plan, ctx.catalogue.plan_change(standing, plan)))
+    }
 }
 
 #[derive(Serialize)]
@@ -35,107 +69,195 @@ struct Changed<'a> {
     upgrade_bonus: Option<BonusView<'a>>,
 }
 
-/// Where an account stands; a plan no longer in the catalogue counts as rank 0.
-fn standing(app: &App, account: &Account) -> PlanStanding {
-    PlanStanding {
-        rank: app.config.catalogue.plan(&account.plan).map_or(0, |p| p.rank),
-        cycle_max_allowance: account.cycle_max_allowance,
-        max_rank: account.max_rank,
+impl Command for ChangePlan {
+    const ROUTE: Route = Route::PlanChange;
+
+    fn user(&self) -> &UserId {
+        &self.user
+    }
+
+    fn key(&self) -> &str {
+        self.change_id.as_str()
+    }
+
+    fn canonical(&self) -> Canonical {
+        Canonical::new(Route::PlanChange)
+            .text("user_id", self.user.as_str())
+            .text("change_id", self.change_id.as_str())
+            .text("plan", &self.plan)
+    }
+
+    /// The referrer, only when a bonus is due: the first time the user
+    /// reaches a rank, so rarely.
+    fn related(&self, snapshot: &Snapshot, ctx: &Ctx<'_>) -> Result<Vec<String>, ApiError> {
+        let account = snapshot.account()?;
+        let (_, outcome) = self.outcome(account, ctx)?;
+        Ok(account.referrer_id.iter().filter(|_| outcome.bonus > 0).cloned().collect())
+    }
+
+    fn decide(&self, snapshot: &Snapshot, ctx: &Ctx<'_>) -> Result<Effect, ApiError> {
+        let account = snapshot.account()?;
+        let (plan, outcome) = self.outcome(account, ctx)?;
+        let referrer = account.referrer_id.as_deref().filter(|_| outcome.bonus > 0).and_then(|id| snapshot.related(id));
+
+        let mut entries = Entries::on(account, ctx.now);
+        if outcome.top_up > 0 {
+            entries.push(EntryKind::PlanChange, Delta::plan(outcome.top_up), self.change_id.as_str())?;
+        }
+        let after = Account {
+            plan: plan.name.clone(),
+            balance: entries.balance(),
+            cycle_max_allowance: outcome.after.cycle_max_allowance,
+            max_rank: outcome.after.max_rank,
+            ..account.clone()
+        };
+        // Even a change that moves no credits bumps the version, so racing
+        // changes of one user are serialised and a bonus is paid once.
+        let mut change = entries.finish();
+        change.plan = Some(plan.name.clone());
+        change.cycle_max_allowance = Some(outcome.after.cycle_max_allowance);
+        change.max_rank = Some(outcome.after.max_rank);
+        let mut writes = vec![Write::Change(change)];
+        let mut emails = Vec::new();
+        if let Some(referrer) = referrer {
+            let reference = format!("plan-change:{}:{}", self.user, self.change_id.as_str());
+            let mut entries = Entries::on(referrer, ctx.now);
+            entries.push(EntryKind::UpgradeBonus, Delta::bonus(outcome.bonus), &reference)?;
+            let balance = entries.balance();
+            let mut change = entries.finish();
+            change.rewarded_credits = outcome.bonus;
+            writes.push(Write::Change(change));
+            emails.push(referral_upgrade_bonus(
+                (self.user.as_str(), self.change_id.as_str()),
+                &referrer.email,
+                outcome.bonus,
+                &plan.name,
+                balance,
+                ctx.now,
+            ));
+        }
+        let body = to_json(&Changed {
+            account: after.view(),
+            upgrade_bonus: referrer.map(|_| BonusView {
+                referrer_bonus: outcome.bonus,
+                plans: outcome.bonus_plans.iter().map(|p| p.name.as_str()).collect(),
+            }),
+        })?;
+        Ok(Effect { reply: Reply::Ok(body), writes, emails })
     }
 }
 
 /// Handles a plan change.
 pub async fn change_plan(app: &App, request: PlanChangeRequest) -> Result<Reply, ApiError> {
-    let user = UserId::parse(&request.user_id).map_err(|e| ApiError::field("user_id", e))?;
-    record_user(&user);
-    let change_id = Key::parse(&request.change_id).map_err(|e| ApiError::field("change_id", e))?;
-    let catalogue = &app.config.catalogue;
-    let plan = catalogue
-        .plan(&request.plan)
-        .ok_or_else(|| ApiError::field("plan", format!("unknown plan; expected one of {}", catalogue.plan_names())))?;
-    let hash = request_hash(Route::PlanChange, &request)?;
-    let key = ReceiptKey { route: Route::PlanChange, user_id: user.to_string(), key: change_id.as_str().to_owned() };
-    let reference = format!("plan-change:{}:{}", user, change_id.as_str());
+    execute(app, &ChangePlan::parse(request, &app.config.catalogue)?).await
+}
 
-    let mut retry = Retry::new();
-    loop {
-        let (account, receipt) = app.store.account_and_receipt(user.as_str(), &key).await?;
-        if let Some(receipt) = receipt {
-            return replay(&receipt, &hash, "change_id");
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::account::fixtures::account;
+    use crate::balance::Balance;
+    use crate::plans::Catalogue;
+
+    fn command(plan: &str) -> ChangePlan {
+        let body = serde_json::json!({"user_id": "friend", "change_id": "c-1", "plan": plan});
+        ChangePlan::parse(serde_json::from_value(body).expect("body"), &Catalogue::default()).expect("valid")
+    }
+
+    fn snapshot(plan: &str, referred: bool) -> Snapshot {
+        let mut friend = account("friend", plan, "2026-01-31T10:00:00Z", Balance { plan: 1_000, ..Balance::default() });
+        let referrer =
+            account("referrer", "free", "2026-01-01T00:00:00Z", Balance { plan: 1_000, ..Balance::default() });
+        if referred {
+            friend.referrer_id = Some("referrer".into());
         }
-        let account = account.ok_or_else(ApiError::account_not_found)?;
-        let outcome = catalogue.plan_change(standing(app, &account), plan);
-        // The referrer is read only when a bonus is due: the first time the
-        // user reaches a rank, so rarely.
-        let referrer = match (&account.referrer_id, outcome.bonus > 0) {
-            (Some(id), true) => app.store.account(id).await?,
-            _ => None,
+        Snapshot { account: Some(friend), code_owner: None, related: vec![referrer] }
+    }
+
+    fn run(plan: &str, snap: &Snapshot) -> (Vec<String>, Effect) {
+        let catalogue = Catalogue::default();
+        let ctx = Ctx { catalogue: &catalogue, now: crate::cycle::now(), fresh_code: "ZZZZ2222" };
+        let cmd = command(plan);
+        (cmd.related(snap, &ctx).expect("related"), cmd.decide(snap, &ctx).expect("effect"))
+    }
+
+    #[test]
+    fn a_referred_upgrade_tops_up_and_pays_every_plan_above_the_highest_held() {
+        let (related, effect) = run("pro", &snapshot("free", true));
+        assert_eq!(related, ["referrer"]);
+        let body: serde_json::Value = serde_json::from_str(effect.reply.body()).expect("json");
+        assert_eq!(body["account"]["balance"]["plan"], 5_000);
+        assert_eq!(body["upgrade_bonus"], serde_json::json!({"referrer_bonus": 1500, "plans": ["basic", "pro"]}));
+        let [Write::Change(own), Write::Change(referrer)] = effect.writes.as_slice() else {
+            panic!("{:?}", effect.writes)
         };
-        let at = now();
-        let mut entries = Entries::on(&account, format_time(at));
-        if outcome.top_up > 0 {
-            entries
-                .push(EntryKind::PlanChange, Delta::plan(outcome.top_up), change_id.as_str())
-                .map_err(|_| ApiError::internal())?;
+        assert_eq!((own.plan.as_deref(), own.delta()), (Some("pro"), Delta::plan(4_000)));
+        assert_eq!(
+            (referrer.user_id.as_str(), referrer.delta(), referrer.rewarded_credits),
+            ("referrer", Delta::bonus(1_500), 1_500)
+        );
+        assert_eq!(referrer.entries[0].reference, "plan-change:friend:c-1");
+        assert_eq!(effect.emails.len(), 1);
+        assert_eq!(effect.emails[0].to, "referrer@example.com");
+    }
+
+    #[test]
+    fn a_downgrade_moves_no_credits_but_still_writes_the_account() {
+        let (related, effect) = run("free", &snapshot("pro", true));
+        assert!(related.is_empty(), "no bonus due, no referrer read");
+        let [Write::Change(own)] = effect.writes.as_slice() else { panic!("{:?}", effect.writes) };
+        assert!(own.entries.is_empty());
+        assert_eq!(own.plan.as_deref(), Some("free"));
+        assert!(effect.emails.is_empty());
+    }
+
+    #[test]
+    fn an_unreferred_upgrade_pays_no_one() {
+        let (related, effect) = run("business", &snapshot("basic", false));
+        assert!(related.is_empty());
+        let body: serde_json::Value = serde_json::from_str(effect.reply.body()).expect("json");
+        assert!(body["upgrade_bonus"].is_null());
+        assert_eq!(effect.writes.len(), 1);
+    }
+
+    #[test]
+    fn a_referrer_that_no_longer_exists_is_not_paid() {
+        let mut snap = snapshot("free", true);
+        snap.related.clear();
+        let (_, effect) = run("pro", &snap);
+        let body: serde_json::Value = serde_json::from_str(effect.reply.body()).expect("json");
+        assert!(body["upgrade_bonus"].is_null());
+        assert_eq!(effect.writes.len(), 1);
+    }
+
+    #[test]
+    fn a_current_plan_the_catalogue_lost_is_an_error_not_rank_zero() {
+        let catalogue = Catalogue::default();
+        let ctx = Ctx { catalogue: &catalogue, now: crate::cycle::now(), fresh_code: "ZZZZ2222" };
+        let err = command("pro").decide(&snapshot("legacy", true), &ctx).expect_err("unknown plan");
+        assert_eq!(err.status, 500);
+        assert!(err.message.contains("\"legacy\""), "{}", err.message);
+    }
+
+    #[test]
+    fn an_unknown_target_plan_is_400_naming_the_choices() {
+        let body = serde_json::json!({"user_id": "u", "change_id": "c", "plan": "platinum"});
+        let err =
+            ChangePlan::parse(serde_json::from_value(body).expect("body"), &Catalogue::default()).expect_err("bad");
+        assert_eq!(err.status, 400);
+        assert!(err.message.contains("free, basic, pro, business"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_top_up_that_would_overflow_is_a_500_that_says_why() {
+        let mut snap = snapshot("free", false);
+        if let Some(a) = snap.account.as_mut() {
+            a.balance.plan = i64::MAX - 1;
         }
-        let balance = entries.balance();
-        let change = Change {
-            plan: Some(plan.name.clone()),
-            cycle_max_allowance: Some(outcome.after.cycle_max_allowance),
-            max_rank: Some(outcome.after.max_rank),
-            ..entries.finish()
-        };
-        let after = Account {
-            plan: plan.name.clone(),
-            balance,
-            cycle_max_allowance: outcome.after.cycle_max_allowance,
-            max_rank: outcome.after.max_rank,
-            ..account.clone()
-        };
-        let body = to_json(&Changed {
-            account: after.view(),
-            upgrade_bonus: referrer.as_ref().map(|_| BonusView {
-                referrer_bonus: outcome.bonus,
-                plans: outcome.bonus_plans.iter().map(|p| p.name.as_str()).collect(),
-            }),
-        })?;
-        let record = IdemRecord { request_hash: hash.clone(), status: 200, body: body.clone(), at: format_time(at) };
-        let mut tx = app.store.tx(&key, &record);
-        // Even a change that moves no credits bumps the version, so racing
-        // changes of one user are serialised and a bonus is paid once.
-        tx.change_account(&account, &change);
-        let mut emails = Vec::new();
-        if let Some(referrer) = &referrer {
-            let mut entries = Entries::on(referrer, format_time(at));
-            entries
-                .push(EntryKind::UpgradeBonus, Delta::bonus(outcome.bonus), &reference)
-                .map_err(|_| ApiError::internal())?;
-            let referrer_balance = entries.balance();
-            tx.change_account(referrer, &Change { rewarded_credits: outcome.bonus, ..entries.finish() });
-            let email = referral_upgrade_bonus(
-                (user.as_str(), change_id.as_str()),
-                &referrer.email,
-                outcome.bonus,
-                &plan.name,
-                referrer_balance,
-                at,
-            );
-            tx.queue_email(&email);
-            emails.push(email);
-        }
-        match app.store.commit(tx).await {
-            Ok(()) => {
-                if let Some(mailer) = &app.mailer {
-                    deliver(&app.store, mailer, &emails, at).await;
-                }
-                return Ok(Reply::Ok(body));
-            }
-            Err(err) => {
-                if let Some(answer) = after_failed_commit(err, &app.store, &key, &hash, "change_id", &mut retry).await?
-                {
-                    return Ok(answer);
-                }
-            }
-        }
+        let catalogue = Catalogue::default();
+        let ctx = Ctx { catalogue: &catalogue, now: crate::cycle::now(), fresh_code: "ZZZZ2222" };
+        let err = command("pro").decide(&snap, &ctx).expect_err("overflow");
+        assert_eq!(err.status, 500);
+        assert!(err.detail.is_some_and(|d| d.contains("plan_change")));
     }
 }

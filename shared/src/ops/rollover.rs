@@ -4,14 +4,20 @@
 //! Exactly once: each account's write is conditioned on its version and on
 //! its stored cycle end, so of any number of racing invocations one write
 //! wins and the others, re-reading, find the account no longer due. Each
-//! write is one transaction: an account is never left half-rolled.
+//! write is one transaction: an account is never left half-rolled. An
+//! account that cannot be rolled over (its plan left the catalogue, a bucket
+//! would overflow, its write kept failing) is logged with the reason,
+//! counted in the report's `errors`, left untouched, and does not stop the
+//! others.
 
-use super::{Budget, Retry};
+use super::execute::Retry;
+use super::schedule::{persist, Budget};
 use crate::account::Account;
 use crate::cycle::Time;
+use crate::plans::Catalogue;
 use crate::rollover::{rollover, MAX_CYCLES_PER_WRITE};
-use crate::store::{CommitError, Queue, StoreError, SCHEDULE_SHARDS};
-use crate::App;
+use crate::store::{CommitError, Queue, Store, SCHEDULE_SHARDS};
+use crate::types::redact;
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
 
@@ -25,54 +31,97 @@ pub const CONCURRENCY: usize = 32;
 /// What one invocation did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Report {
-    /// Accounts this invocation rolled over.
+    /// Accounts this invocation rolled over (at least one cycle each).
     pub rolled_over: u64,
     /// Cycles they caught up, together.
     pub cycles: u64,
-    /// Whether due accounts were left for the next run (out of time, or an
-    /// account's write failed and will be retried).
+    /// Due accounts (or pages of them) that could not be rolled over; each
+    /// is logged with its reason.
+    pub errors: u64,
+    /// Whether due accounts were left for the next run: out of time, an
+    /// account not yet current, or an error.
     pub remaining: bool,
 }
 
-enum Outcome {
-    Rolled(u32),
-    NotDue,
+/// What became of one due account.
+#[derive(Debug, PartialEq, Eq)]
+struct Outcome {
+    /// Cycles caught up by this invocation.
+    cycles: u32,
+    /// How it ended.
+    end: End,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum End {
+    /// Current now (or no longer due: another invocation got there first).
+    Current,
+    /// Out of time before it was current.
     OutOfTime,
+    /// It cannot be rolled over now; the reason is logged.
     Failed,
+}
+
+impl Report {
+    fn add(&mut self, outcome: Outcome) {
+        if outcome.cycles > 0 {
+            self.rolled_over += 1;
+            self.cycles += u64::from(outcome.cycles);
+        }
+        match outcome.end {
+            End::Current => {}
+            End::OutOfTime => self.remaining = true,
+            End::Failed => {
+                self.errors += 1;
+                self.remaining = true;
+            }
+        }
+    }
 }
 
 /// Rolls over every account due at `now`, within `budget`, with at most
 /// `concurrency` account writes in flight.
-pub async fn run(app: &App, now: Time, budget: &Budget, concurrency: usize) -> Result<Report, StoreError> {
+pub async fn run(store: &Store, catalogue: &Catalogue, now: Time, budget: &Budget, concurrency: usize) -> Report {
     let mut report = Report::default();
     for shard in 0..SCHEDULE_SHARDS {
         let mut start = None;
         loop {
             if budget.exhausted() {
                 report.remaining = true;
-                return Ok(report);
+                return report;
             }
-            let page = app.store.due(Queue::Due, shard, now, PAGE, start).await?;
+            let page =
+                persist(budget, "rollover query", || store.due(Queue::Due, shard, now, PAGE, start.clone())).await;
+            let page = match page {
+                Ok(page) => page,
+                Err(e) => {
+                    tracing::error!(shard, error = %e, "rollover query failed; the shard is left for the next run");
+                    report.errors += 1;
+                    report.remaining = true;
+                    break;
+                }
+            };
             for ids in page.ids.chunks(100) {
                 if budget.exhausted() {
                     report.remaining = true;
-                    return Ok(report);
+                    return report;
                 }
-                let accounts = app.store.accounts(ids).await?;
+                let accounts = match persist(budget, "rollover batch read", || store.accounts(ids)).await {
+                    Ok(accounts) => accounts,
+                    Err(e) => {
+                        tracing::error!(shard, accounts = ids.len(), error = %e, "rollover batch read failed; left for the next run");
+                        report.errors += 1;
+                        report.remaining = true;
+                        continue;
+                    }
+                };
                 let outcomes: Vec<Outcome> = stream::iter(accounts)
-                    .map(|account| roll_account(app, account, now, budget))
+                    .map(|account| roll_account(store, catalogue, account, now, budget))
                     .buffer_unordered(concurrency.max(1))
                     .collect()
                     .await;
                 for outcome in outcomes {
-                    match outcome {
-                        Outcome::Rolled(cycles) => {
-                            report.rolled_over += 1;
-                            report.cycles += u64::from(cycles);
-                        }
-                        Outcome::NotDue => {}
-                        Outcome::OutOfTime | Outcome::Failed => report.remaining = true,
-                    }
+                    report.add(outcome);
                 }
             }
             start = page.next;
@@ -81,49 +130,83 @@ pub async fn run(app: &App, now: Time, budget: &Budget, concurrency: usize) -> R
             }
         }
     }
-    Ok(report)
+    report
 }
 
 /// Rolls one account over until it is current, one transaction per
 /// [`MAX_CYCLES_PER_WRITE`] cycles.
-async fn roll_account(app: &App, mut account: Account, now: Time, budget: &Budget) -> Outcome {
+async fn roll_account(
+    store: &Store,
+    catalogue: &Catalogue,
+    mut account: Account,
+    now: Time,
+    budget: &Budget,
+) -> Outcome {
+    let user_id = account.user_id.clone();
+    let user = redact(&user_id);
     let mut cycles = 0;
     let mut retry = Retry::new();
     loop {
-        let Some(step) = rollover(&account, &app.config.catalogue, now, MAX_CYCLES_PER_WRITE) else {
-            return if cycles > 0 { Outcome::Rolled(cycles) } else { Outcome::NotDue };
+        let step = match rollover(&account, catalogue, now, MAX_CYCLES_PER_WRITE) {
+            Ok(Some(step)) => step,
+            Ok(None) => return Outcome { cycles, end: End::Current },
+            Err(e) => {
+                tracing::error!(%user, plan = %account.plan, error = %e, "account cannot be rolled over; left untouched");
+                return Outcome { cycles, end: End::Failed };
+            }
         };
         if budget.exhausted() {
-            return if cycles > 0 { Outcome::Rolled(cycles) } else { Outcome::OutOfTime };
+            return Outcome { cycles, end: End::OutOfTime };
         }
-        let mut tx = app.store.tx_unkeyed();
-        tx.change_account(&account, &step.change);
-        let reread = match app.store.commit(tx).await {
+        let mut tx = store.tx_unkeyed();
+        tx.change_account(&step.change);
+        let why = match store.commit(tx).await {
             Ok(()) => {
                 cycles += step.cycles;
                 if step.caught_up {
-                    return Outcome::Rolled(cycles);
+                    return Outcome { cycles, end: End::Current };
                 }
-                true
+                None
             }
             // Another invocation (or a request) wrote the account first.
-            Err(CommitError::Stale(_)) => retry.again("account changed since it was read").await.is_ok(),
-            Err(CommitError::Conflict) => retry.again("transaction conflict").await.is_ok(),
+            Err(CommitError::Stale(_)) => Some("account changed since it was read"),
+            Err(CommitError::Conflict) => Some("transaction conflict"),
             Err(e) => {
-                tracing::warn!(user = %crate::types::redact(&account.user_id), error = %e, "rollover write failed; left for the next run");
-                false
+                tracing::error!(%user, error = %e, "rollover write failed; left for the next run");
+                return Outcome { cycles, end: End::Failed };
             }
         };
-        if !reread {
-            return if cycles > 0 { Outcome::Rolled(cycles) } else { Outcome::Failed };
+        if let Some(why) = why {
+            if let Err(e) = retry.again(why).await {
+                tracing::error!(%user, error = ?e.detail, "rollover write kept conflicting; left for the next run");
+                return Outcome { cycles, end: End::Failed };
+            }
         }
-        account = match app.store.account(&account.user_id).await {
+        account = match persist(budget, "rollover re-read", || store.account(&user_id)).await {
             Ok(Some(fresh)) => fresh,
-            Ok(None) => return Outcome::NotDue,
+            Ok(None) => return Outcome { cycles, end: End::Current },
             Err(e) => {
-                tracing::warn!(error = %e, "rollover re-read failed; left for the next run");
-                return Outcome::Failed;
+                tracing::error!(%user, error = %e, "rollover re-read failed; left for the next run");
+                return Outcome { cycles, end: End::Failed };
             }
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partial_catch_up_or_a_failure_leaves_work_remaining() {
+        let mut report = Report::default();
+        report.add(Outcome { cycles: 1, end: End::Current });
+        assert_eq!(report, Report { rolled_over: 1, cycles: 1, errors: 0, remaining: false });
+        report.add(Outcome { cycles: 40, end: End::OutOfTime });
+        assert_eq!(report, Report { rolled_over: 2, cycles: 41, errors: 0, remaining: true });
+        let mut report = Report::default();
+        report.add(Outcome { cycles: 40, end: End::Failed });
+        report.add(Outcome { cycles: 0, end: End::Failed });
+        assert_eq!(report, Report { rolled_over: 1, cycles: 40, errors: 2, remaining: true });
     }
 }

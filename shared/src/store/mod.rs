@@ -1,5 +1,5 @@
-//! The DynamoDB encoding of the credit system: one table, keys and items as
-//! the README's table design describes, and the classification of SDK errors
+//! The DynamoDB encoding of the credit system: one table, the items the
+//! README's table design describes, and the classification of SDK errors
 //! into the few outcomes the operations care about.
 //!
 //! | item | pk | sk |
@@ -15,63 +15,31 @@
 //! accounts (`DUE#<shard>`, cycle end) and pending emails (`OUTBOX#<shard>`,
 //! next attempt), sharded so neither becomes a hot partition.
 
+mod attr;
 mod items;
+mod keys;
 mod outbox;
 mod schedule;
 mod tx;
 
-pub use items::IdemRecord;
-pub use schedule::{ClaimedEmail, Page, Queue};
-pub use tx::{CommitError, Role, Tx};
+pub use keys::{schedule_partition, Queue, SCHEDULE_SHARDS};
+pub use schedule::Page;
+pub use tx::{CommitError, Role, Tx, Write};
 
 use crate::account::Account;
+use crate::idempotency::{IdemRecord, RecordKey};
 use crate::ledger::LedgerEntry;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_get_items::TransactGetItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Get, TransactGetItem};
 use aws_sdk_dynamodb::Client;
-use items::{account_key, decode_account, decode_entry, decode_idem, idem_key, s, user_pk, LEDGER_PREFIX};
+use items::{decode_account, decode_code_claim, decode_entry, decode_record};
+use keys::{account_key, code_key, record_key, s, user_pk, Item, LEDGER_PREFIX};
 
 /// Name of the index from referral code to account.
 pub const CODE_INDEX: &str = "by-referral-code";
 /// Name of the sparse index of scheduled work (due accounts, pending emails).
 pub const SCHEDULE_INDEX: &str = "by-schedule";
-/// Partitions of the schedule index per kind of work.
-pub const SCHEDULE_SHARDS: u32 = 16;
-
-/// The routes whose keys are recorded, each scoping its own keys.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Route {
-    /// `POST /v1/signups`, keyed by `user_id`.
-    Signup,
-    /// `POST /v1/purchases`, keyed by `payment_id`.
-    Purchase,
-    /// `POST /v1/plan-changes`, keyed by `change_id`.
-    PlanChange,
-    /// `POST /v1/spends`, keyed by `spend_id`.
-    Spend,
-}
-
-impl Route {
-    fn as_str(self) -> &'static str {
-        match self {
-            Route::Signup => "signup",
-            Route::Purchase => "purchase",
-            Route::PlanChange => "plan-change",
-            Route::Spend => "spend",
-        }
-    }
-}
-
-/// Where a request's idempotency record lives: route, user and key.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ReceiptKey {
-    /// The route.
-    pub route: Route,
-    /// The user the request is about.
-    pub user_id: String,
-    /// The caller's key.
-    pub key: String,
-}
 
 /// A store failure, classified once here.
 #[derive(Debug, thiserror::Error)]
@@ -80,12 +48,23 @@ pub enum StoreError {
     /// caller may retry with the same key.
     #[error("DynamoDB unavailable: {0}")]
     Unavailable(String),
+    /// A read was cancelled because a transaction on the same items was in
+    /// flight: read again.
+    #[error("DynamoDB read conflict: {0}")]
+    Conflict(String),
     /// Anything else: a bug, a missing table, a permission.
     #[error("DynamoDB error: {0}")]
     Internal(String),
     /// A stored item does not decode: data written by something else.
     #[error("stored item is malformed: {0}")]
     Corrupt(String),
+}
+
+impl StoreError {
+    /// Whether trying the same thing again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_) | StoreError::Conflict(_))
+    }
 }
 
 /// Classifies any DynamoDB SDK error, by its modelled type where it has one
@@ -98,7 +77,7 @@ where
 {
     use aws_sdk_dynamodb::Error as E;
     let text = DisplayErrorContext(&err).to_string();
-    if matches!(err, SdkError::TimeoutError(_) | SdkError::DispatchFailure(_)) {
+    if matches!(err, SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_)) {
         return StoreError::Unavailable(text);
     }
     match E::from(err) {
@@ -112,6 +91,34 @@ where
         }
         _ => StoreError::Internal(text),
     }
+}
+
+/// Classifies a failed `TransactGetItems`: a cancellation because of a
+/// transaction in flight on the same items is a [`StoreError::Conflict`].
+fn classify_read(err: SdkError<TransactGetItemsError, aws_sdk_dynamodb::config::http::HttpResponse>) -> StoreError {
+    if let Some(TransactGetItemsError::TransactionCanceledException(e)) = err.as_service_error() {
+        let codes: Vec<&str> = e.cancellation_reasons().iter().filter_map(|r| r.code()).collect();
+        if codes.contains(&"TransactionConflict") {
+            return StoreError::Conflict(format!("TransactGetItems cancelled: {codes:?}"));
+        }
+        if codes.iter().any(|c| matches!(*c, "ThrottlingError" | "ProvisionedThroughputExceeded")) {
+            return StoreError::Unavailable(format!("TransactGetItems cancelled: {codes:?}"));
+        }
+    }
+    classify(err)
+}
+
+/// What a mutating request reads before it decides, in one
+/// `TransactGetItems`: its user's account, its idempotency record and, where
+/// it names a referral code, that code's owner.
+#[derive(Debug, Default)]
+pub struct RequestRead {
+    /// The record its key left, if the key was used before.
+    pub record: Option<IdemRecord>,
+    /// The account of the request's user.
+    pub account: Option<Account>,
+    /// The user who owns the referral code the request names.
+    pub code_owner: Option<String>,
 }
 
 /// The table, through the real DynamoDB client.
@@ -132,19 +139,19 @@ impl Store {
         &self.table
     }
 
-    /// A transaction on this table, opened by recording `receipt`.
-    pub fn tx(&self, key: &ReceiptKey, receipt: &IdemRecord) -> Tx {
-        Tx::new(&self.table, key, receipt)
+    /// A transaction on this table, opened by recording `record` under `key`.
+    pub fn tx(&self, key: &RecordKey, record: &IdemRecord) -> Tx {
+        Tx::new(&self.table, key, record)
     }
 
     /// A transaction on this table with no idempotency record (scheduled
     /// work, made exactly-once by its conditions alone).
     pub fn tx_unkeyed(&self) -> Tx {
-        Tx::without_receipt(&self.table)
+        Tx::without_record(&self.table)
     }
 
     /// Reads one item (strongly consistent).
-    async fn get(&self, key: items::Item) -> Result<Option<items::Item>, StoreError> {
+    async fn get(&self, key: Item) -> Result<Option<Item>, StoreError> {
         let out = self.client.get_item().table_name(&self.table).set_key(Some(key)).consistent_read(true).send().await;
         Ok(out.map_err(classify)?.item)
     }
@@ -154,12 +161,9 @@ impl Store {
         self.get(account_key(user_id)).await?.as_ref().map(decode_account).transpose()
     }
 
-    /// Reads an account and a request's idempotency record in one request.
-    pub async fn account_and_receipt(
-        &self,
-        user_id: &str,
-        key: &ReceiptKey,
-    ) -> Result<(Option<Account>, Option<IdemRecord>), StoreError> {
+    /// Reads what a mutating request needs before it decides, in one
+    /// request (see [`RequestRead`]).
+    pub async fn request_read(&self, key: &RecordKey, code: Option<&str>) -> Result<RequestRead, StoreError> {
         let get = |k| {
             Get::builder()
                 .table_name(&self.table)
@@ -168,43 +172,27 @@ impl Store {
                 .map(|g| TransactGetItem::builder().get(g).build())
                 .map_err(|e| StoreError::Internal(e.to_string()))
         };
-        let out = self
+        let mut request = self
             .client
             .transact_get_items()
-            .transact_items(get(account_key(user_id))?)
-            .transact_items(get(idem_key(key))?)
-            .send()
-            .await
-            .map_err(classify)?;
+            .transact_items(get(account_key(&key.user_id))?)
+            .transact_items(get(record_key(key))?);
+        if let Some(code) = code {
+            request = request.transact_items(get(code_key(code))?);
+        }
+        let out = request.send().await.map_err(classify_read)?;
         let responses = out.responses.unwrap_or_default();
         let item = |i: usize| responses.get(i).and_then(|r| r.item.as_ref());
-        let account = item(0).map(decode_account).transpose()?;
-        let receipt = item(1).map(decode_idem).transpose()?;
-        Ok((account, receipt))
+        Ok(RequestRead {
+            account: item(0).map(decode_account).transpose()?,
+            record: item(1).map(decode_record).transpose()?,
+            code_owner: item(2).map(decode_code_claim).transpose()?,
+        })
     }
 
     /// Reads a request's idempotency record (strongly consistent).
-    pub async fn receipt(&self, key: &ReceiptKey) -> Result<Option<IdemRecord>, StoreError> {
-        self.get(idem_key(key)).await?.as_ref().map(decode_idem).transpose()
-    }
-
-    /// Finds the account that owns a referral code, through the code index.
-    ///
-    /// The index is eventually consistent: the snapshot may lag by
-    /// milliseconds, which the version condition of the write catches.
-    pub async fn account_by_code(&self, code: &str) -> Result<Option<Account>, StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(CODE_INDEX)
-            .key_condition_expression("referral_code = :code")
-            .expression_attribute_values(":code", s(code))
-            .limit(1)
-            .send()
-            .await
-            .map_err(classify)?;
-        out.items.unwrap_or_default().first().map(decode_account).transpose()
+    pub async fn record(&self, key: &RecordKey) -> Result<Option<IdemRecord>, StoreError> {
+        self.get(record_key(key)).await?.as_ref().map(decode_record).transpose()
     }
 
     /// Ledger entries of an account, newest first: up to `limit` entries
@@ -216,7 +204,7 @@ impl Store {
         limit: usize,
     ) -> Result<(Vec<LedgerEntry>, bool), StoreError> {
         let upper = match before {
-            Some(seq) => items::ledger_sk(seq.saturating_sub(1)),
+            Some(seq) => keys::ledger_sk(seq.saturating_sub(1)),
             None => format!("{LEDGER_PREFIX}~"),
         };
         let out = self

@@ -2,9 +2,11 @@
 //! conditional update that only touches an email still `pending` (an email
 //! already sent or given up on is left alone, and that is no error).
 
-use super::items::{email_key, n, s};
+use super::attr::{ATTEMPTS, EXPIRES_AT, LAST_ERROR, MESSAGE_ID, NEXT_ATTEMPT_AT, SCHED_PK, SCHED_SK, SENT_AT, STATUS};
+use super::keys::{email_key, n, s};
 use super::{classify, Store, StoreError};
 use crate::cycle::{format_time, Time};
+use crate::email::EmailStatus;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 /// Sent emails are kept this long, then expire through the table's TTL.
@@ -15,7 +17,7 @@ impl Store {
     async fn update_pending_email(
         &self,
         id: &str,
-        update: &str,
+        update: String,
         values: Vec<(&str, AttributeValue)>,
     ) -> Result<(), StoreError> {
         let mut request = self
@@ -25,8 +27,8 @@ impl Store {
             .set_key(Some(email_key(id)))
             .update_expression(update)
             .condition_expression("#status = :pending")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":pending", s("pending"));
+            .expression_attribute_names("#status", STATUS)
+            .expression_attribute_values(":pending", s(EmailStatus::Pending.as_str()));
         for (name, value) in values {
             request = request.expression_attribute_values(name, value);
         }
@@ -42,8 +44,10 @@ impl Store {
         let expires = (at + chrono::Duration::days(SENT_RETENTION_DAYS)).timestamp();
         self.update_pending_email(
             id,
-            "SET #status = :sent, sent_at = :at, message_id = :mid, expires_at = :exp REMOVE sched_pk, sched_sk",
-            vec![(":sent", s("sent")), (":at", s(&format_time(at))), (":mid", s(message_id)), (":exp", n(expires))],
+            format!(
+                "SET #status = :sent, {SENT_AT} = :at, {MESSAGE_ID} = :mid, {EXPIRES_AT} = :exp REMOVE {SCHED_PK}, {SCHED_SK}"
+            ),
+            vec![(":sent", s(EmailStatus::Sent.as_str())), (":at", s(&format_time(at))), (":mid", s(message_id)), (":exp", n(expires))],
         )
         .await
     }
@@ -60,7 +64,7 @@ impl Store {
         let next = format_time(next);
         self.update_pending_email(
             id,
-            "SET attempts = :attempts, next_attempt_at = :next, sched_sk = :next, last_error = :err",
+            format!("SET {ATTEMPTS} = :attempts, {NEXT_ATTEMPT_AT} = :next, {SCHED_SK} = :next, {LAST_ERROR} = :err"),
             vec![(":attempts", n(attempts)), (":next", s(&next)), (":err", s(&truncate(error)))],
         )
         .await
@@ -70,8 +74,12 @@ impl Store {
     pub async fn email_failed(&self, id: &str, attempts: u32, error: &str) -> Result<(), StoreError> {
         self.update_pending_email(
             id,
-            "SET #status = :failed, attempts = :attempts, last_error = :err REMOVE sched_pk, sched_sk",
-            vec![(":failed", s("failed")), (":attempts", n(attempts)), (":err", s(&truncate(error)))],
+            format!("SET #status = :failed, {ATTEMPTS} = :attempts, {LAST_ERROR} = :err REMOVE {SCHED_PK}, {SCHED_SK}"),
+            vec![
+                (":failed", s(EmailStatus::Failed.as_str())),
+                (":attempts", n(attempts)),
+                (":err", s(&truncate(error))),
+            ],
         )
         .await
     }
@@ -80,7 +88,8 @@ impl Store {
     /// again at `at`, its attempt count unchanged.
     pub async fn email_release(&self, id: &str, at: Time) -> Result<(), StoreError> {
         let at = format_time(at);
-        self.update_pending_email(id, "SET next_attempt_at = :at, sched_sk = :at", vec![(":at", s(&at))]).await
+        self.update_pending_email(id, format!("SET {NEXT_ATTEMPT_AT} = :at, {SCHED_SK} = :at"), vec![(":at", s(&at))])
+            .await
     }
 }
 

@@ -2,21 +2,15 @@
 //! each spread over [`SCHEDULE_SHARDS`] partitions, found by `Query` (never a
 //! scan), read and claimed.
 
-use super::items::{account_key, decode_account, email_key, get_n, get_s, s, Item};
-use super::{classify, Store, StoreError, SCHEDULE_INDEX, SCHEDULE_SHARDS};
+use super::attr::{NEXT_ATTEMPT_AT, SCHED_PK, SCHED_SK, STATUS};
+use super::items::{decode_account, decode_email};
+use super::keys::{account_key, email_key, id_of, s, schedule_partition, Item, Queue};
+use super::{classify, Store, StoreError, SCHEDULE_INDEX};
 use crate::account::Account;
 use crate::cycle::{format_time, Time};
+use crate::email::{EmailStatus, OutboxEmail};
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue};
 use std::collections::HashMap;
-
-/// Which kind of scheduled work.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Queue {
-    /// Accounts, by cycle end.
-    Due,
-    /// Pending emails, by next attempt.
-    Outbox,
-}
 
 /// A page of the schedule: the ids due, and where the next page starts.
 #[derive(Debug, Default)]
@@ -27,30 +21,13 @@ pub struct Page {
     pub next: Option<HashMap<String, AttributeValue>>,
 }
 
-/// A pending email, as claimed for sending.
+/// A pending email, claimed for one attempt.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ClaimedEmail {
-    /// Its id.
-    pub id: String,
-    /// Its kind's stored name.
-    pub kind: String,
-    /// Recipient.
-    pub to: String,
-    /// Subject.
-    pub subject: String,
-    /// Plain text.
-    pub text: String,
-    /// HTML.
-    pub html: String,
-    /// Failed attempts so far.
+pub struct Claimed {
+    /// The email.
+    pub email: OutboxEmail,
+    /// Failed attempts before this one.
     pub attempts: u32,
-}
-
-/// Email ids are hashes, user ids may hold `#`-free text only: the id is what
-/// follows the first `#` of the partition key.
-fn id_of(item: &Item) -> Option<String> {
-    let pk = item.get("pk")?.as_s().ok()?;
-    pk.split_once('#').map(|(_, id)| id.to_owned())
 }
 
 impl Store {
@@ -63,17 +40,13 @@ impl Store {
         limit: i32,
         start: Option<HashMap<String, AttributeValue>>,
     ) -> Result<Page, StoreError> {
-        let prefix = match queue {
-            Queue::Due => "DUE",
-            Queue::Outbox => "OUTBOX",
-        };
         let out = self
             .client()
             .query()
             .table_name(self.table())
             .index_name(SCHEDULE_INDEX)
-            .key_condition_expression("sched_pk = :shard AND sched_sk <= :now")
-            .expression_attribute_values(":shard", s(&format!("{prefix}#{:02}", shard % SCHEDULE_SHARDS)))
+            .key_condition_expression(format!("{SCHED_PK} = :shard AND {SCHED_SK} <= :now"))
+            .expression_attribute_values(":shard", s(&schedule_partition(queue, shard)))
             .expression_attribute_values(":now", s(&format_time(now)))
             .set_exclusive_start_key(start)
             .limit(limit)
@@ -115,22 +88,17 @@ impl Store {
     /// attempt to `lease_until`, so no other run takes it meanwhile, and
     /// returns it. `None` when another run claimed it first, or it is no
     /// longer pending.
-    pub async fn claim_email(
-        &self,
-        id: &str,
-        now: Time,
-        lease_until: Time,
-    ) -> Result<Option<ClaimedEmail>, StoreError> {
+    pub async fn claim_email(&self, id: &str, now: Time, lease_until: Time) -> Result<Option<Claimed>, StoreError> {
         let lease = format_time(lease_until);
         let result = self
             .client()
             .update_item()
             .table_name(self.table())
             .set_key(Some(email_key(id)))
-            .update_expression("SET next_attempt_at = :lease, sched_sk = :lease")
-            .condition_expression("#status = :pending AND next_attempt_at <= :now")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":pending", s("pending"))
+            .update_expression(format!("SET {NEXT_ATTEMPT_AT} = :lease, {SCHED_SK} = :lease"))
+            .condition_expression(format!("#status = :pending AND {NEXT_ATTEMPT_AT} <= :now"))
+            .expression_attribute_names("#status", STATUS)
+            .expression_attribute_values(":pending", s(EmailStatus::Pending.as_str()))
             .expression_attribute_values(":now", s(&format_time(now)))
             .expression_attribute_values(":lease", s(&lease))
             .return_values(ReturnValue::AllNew)
@@ -143,14 +111,7 @@ impl Store {
             }
             Err(e) => return Err(classify(e)),
         };
-        Ok(Some(ClaimedEmail {
-            id: get_s(&item, "email_id")?.to_owned(),
-            kind: get_s(&item, "email_kind")?.to_owned(),
-            to: get_s(&item, "to")?.to_owned(),
-            subject: get_s(&item, "subject")?.to_owned(),
-            text: get_s(&item, "text")?.to_owned(),
-            html: get_s(&item, "html")?.to_owned(),
-            attempts: get_n(&item, "attempts")?,
-        }))
+        let (email, attempts) = decode_email(&item)?;
+        Ok(Some(Claimed { email, attempts }))
     }
 }

@@ -1,24 +1,42 @@
 //! One `TransactWriteItems` per mutating request: the idempotency record
-//! first, then the balance updates under their conditions, the ledger
+//! first, then the account writes under their conditions, the ledger
 //! entries and the outbox emails.
 
-use super::items::{
-    account_key, encode_account, encode_code_claim, encode_email, encode_entry, encode_idem, n, s, Item,
-};
-use super::{classify, IdemRecord, ReceiptKey, Store, StoreError};
+use super::attr::*;
+use super::items::{decode_record, encode_account, encode_code_claim, encode_email, encode_entry, encode_record};
+use super::keys::{account_key, n, s, Item};
+use super::{classify, Store, StoreError};
 use crate::account::{Account, Change};
 use crate::cycle::format_time;
 use crate::email::OutboxEmail;
+use crate::idempotency::{IdemRecord, RecordKey};
 use crate::ledger::LedgerEntry;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
+
+/// One write of a transaction, as the rules decide it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Write {
+    /// A new account, its referral code claim and its first ledger entries.
+    Create {
+        /// The account as it is to be stored.
+        account: Account,
+        /// Its first entries.
+        entries: Vec<LedgerEntry>,
+    },
+    /// A change of an existing account, under its version.
+    Change(Change),
+    /// One more signup that recorded this user as referrer, without a
+    /// reward: only a counter moves, so the version is left alone.
+    CountReferralSignup(String),
+}
 
 /// What an item of a transaction is for, so a failed condition can be traced
 /// to its cause.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Role {
     /// The request's idempotency record.
-    Receipt,
+    Record,
     /// A new account.
     NewAccount,
     /// A new account's referral code claim.
@@ -39,7 +57,7 @@ pub enum CommitError {
     /// The key was used before; the record it left, when DynamoDB returned it.
     #[error("idempotency key already used")]
     Duplicate(Option<Box<IdemRecord>>),
-    /// A condition failed on this item: the snapshot it was built on is stale.
+    /// A condition failed on this item: what it was built on is stale.
     #[error("condition failed on {0:?}")]
     Stale(Role),
     /// Another transaction touched the same items at the same time.
@@ -51,7 +69,8 @@ pub enum CommitError {
 }
 
 /// A transaction being built. Where a request has an idempotency record, it
-/// is the first item.
+/// is the first item, so that a replay is told apart from a stale snapshot
+/// even when both conditions fail.
 #[derive(Debug)]
 pub struct Tx {
     table: String,
@@ -61,29 +80,32 @@ pub struct Tx {
     broken: Option<String>,
 }
 
-const NOT_EXISTS: &str = "attribute_not_exists(pk)";
-
 impl Tx {
-    pub(super) fn new(table: &str, key: &ReceiptKey, receipt: &IdemRecord) -> Tx {
-        let mut tx = Tx::without_receipt(table);
-        tx.put(encode_idem(key, receipt), Role::Receipt, true);
+    pub(super) fn new(table: &str, key: &RecordKey, record: &IdemRecord) -> Tx {
+        let mut tx = Tx::without_record(table);
+        tx.put(encode_record(key, record), Role::Record, true);
         tx
     }
 
-    pub(super) fn without_receipt(table: &str) -> Tx {
+    pub(super) fn without_record(table: &str) -> Tx {
         Tx { table: table.to_owned(), items: Vec::new(), roles: Vec::new(), broken: None }
     }
 
+    /// A put of an item that must not exist yet.
     fn put(&mut self, item: Item, role: Role, return_old: bool) {
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
-            .condition_expression(NOT_EXISTS)
+            .condition_expression(format!("attribute_not_exists({PK})"))
             .set_return_values_on_condition_check_failure(
                 return_old.then_some(ReturnValuesOnConditionCheckFailure::AllOld),
             )
             .build();
         self.push(put.map(|p| TransactWriteItem::builder().put(p).build()), role);
+    }
+
+    fn update(&mut self, update: Result<Update, aws_sdk_dynamodb::error::BuildError>, role: Role) {
+        self.push(update.map(|u| TransactWriteItem::builder().update(u).build()), role);
     }
 
     fn push(&mut self, item: Result<TransactWriteItem, aws_sdk_dynamodb::error::BuildError>, role: Role) {
@@ -103,14 +125,21 @@ impl Tx {
         self.items.len()
     }
 
-    /// Whether the transaction holds only its idempotency record.
+    /// Whether nothing but the idempotency record (if any) is in it.
     pub fn is_empty(&self) -> bool {
-        self.items.len() <= 1
+        self.roles.iter().all(|r| *r == Role::Record)
     }
 
-    /// Creates an account, claims its referral code and writes its first
-    /// ledger entries.
-    pub fn create_account(&mut self, account: &Account, entries: &[LedgerEntry]) {
+    /// Adds a write.
+    pub fn write(&mut self, write: &Write) {
+        match write {
+            Write::Create { account, entries } => self.create_account(account, entries),
+            Write::Change(change) => self.change_account(change),
+            Write::CountReferralSignup(referrer) => self.count_referral_signup(referrer),
+        }
+    }
+
+    fn create_account(&mut self, account: &Account, entries: &[LedgerEntry]) {
         self.put(encode_account(account), Role::NewAccount, false);
         self.put(encode_code_claim(&account.referral_code, &account.user_id), Role::CodeClaim, false);
         for entry in entries {
@@ -118,112 +147,100 @@ impl Tx {
         }
     }
 
-    /// Applies `change` to the account read as `snapshot`: bucket deltas as
-    /// additions in DynamoDB, under the condition that the account is still
-    /// at the snapshot's version, with the change's ledger entries.
-    pub fn change_account(&mut self, snapshot: &Account, change: &Change) {
+    /// Applies a change: bucket deltas as additions in DynamoDB, under the
+    /// condition that the account is still at the version it was read at,
+    /// with the change's ledger entries.
+    pub fn change_account(&mut self, change: &Change) {
         let delta = change.delta();
         let mut sets = vec![
-            "bal_plan = bal_plan + :dp",
-            "bal_bonus = bal_bonus + :db",
-            "bal_flexible = bal_flexible + :df",
-            "version = version + :one",
-            "ledger_seq = ledger_seq + :entries",
+            format!("{BAL_PLAN} = {BAL_PLAN} + :dp"),
+            format!("{BAL_BONUS} = {BAL_BONUS} + :db"),
+            format!("{BAL_FLEXIBLE} = {BAL_FLEXIBLE} + :df"),
+            format!("{VERSION} = {VERSION} + :one"),
+            format!("{LEDGER_SEQ} = {LEDGER_SEQ} + :entries"),
         ];
-        let mut conditions = vec!["version = :version"];
+        let mut conditions = vec![format!("{VERSION} = :version")];
         let mut update = Update::builder()
             .table_name(&self.table)
-            .set_key(Some(account_key(&snapshot.user_id)))
+            .set_key(Some(account_key(&change.user_id)))
             .expression_attribute_values(":dp", n(delta.plan))
             .expression_attribute_values(":db", n(delta.bonus))
             .expression_attribute_values(":df", n(delta.flexible))
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":entries", n(change.entries.len()))
-            .expression_attribute_values(":version", n(snapshot.version));
+            .expression_attribute_values(":version", n(change.version));
         // Decrements also carry their own floor, so no bucket can go negative
         // even if the version condition were ever dropped.
         for (bucket, d, floor) in [
-            ("bal_plan >= :need_plan", delta.plan, ":need_plan"),
-            ("bal_bonus >= :need_bonus", delta.bonus, ":need_bonus"),
-            ("bal_flexible >= :need_flexible", delta.flexible, ":need_flexible"),
+            (BAL_PLAN, delta.plan, ":need_plan"),
+            (BAL_BONUS, delta.bonus, ":need_bonus"),
+            (BAL_FLEXIBLE, delta.flexible, ":need_flexible"),
         ] {
             if d < 0 {
-                conditions.push(bucket);
+                conditions.push(format!("{bucket} >= {floor}"));
                 update = update.expression_attribute_values(floor, n(d.unsigned_abs()));
             }
         }
         if let Some(plan) = &change.plan {
-            sets.push("#plan = :plan");
-            update = update.expression_attribute_names("#plan", "plan").expression_attribute_values(":plan", s(plan));
+            sets.push("#plan = :plan".to_owned());
+            update = update.expression_attribute_names("#plan", PLAN).expression_attribute_values(":plan", s(plan));
         }
         if let Some(allowance) = change.cycle_max_allowance {
-            sets.push("cycle_max_allowance = :cma");
+            sets.push(format!("{CYCLE_MAX_ALLOWANCE} = :cma"));
             update = update.expression_attribute_values(":cma", n(allowance));
         }
         if let Some(rank) = change.max_rank {
-            sets.push("max_rank = :max_rank");
+            sets.push(format!("{MAX_RANK} = :max_rank"));
             update = update.expression_attribute_values(":max_rank", n(rank));
         }
-        for (set, by, name) in [
-            // (a reset and an increment never come together)
-            (
-                "cycle_referrals = cycle_referrals + :cr",
-                if change.reset_cycle_referrals { 0 } else { change.cycle_referrals },
-                ":cr",
-            ),
-            ("rewarded_credits = rewarded_credits + :rc", change.rewarded_credits, ":rc"),
-            ("referral_signups = referral_signups + :rs", change.referral_signups, ":rs"),
-        ] {
+        if change.reset_cycle_referrals {
+            sets.push(format!("{CYCLE_REFERRALS} = :zero"));
+            update = update.expression_attribute_values(":zero", n(0));
+        } else if change.cycle_referrals != 0 {
+            sets.push(format!("{CYCLE_REFERRALS} = {CYCLE_REFERRALS} + :cr"));
+            update = update.expression_attribute_values(":cr", n(change.cycle_referrals));
+        }
+        for (counter, by, name) in
+            [(REWARDED_CREDITS, change.rewarded_credits, ":rc"), (REFERRAL_SIGNUPS, change.referral_signups, ":rs")]
+        {
             if by != 0 {
-                sets.push(set);
+                sets.push(format!("{counter} = {counter} + {name}"));
                 update = update.expression_attribute_values(name, n(by));
             }
         }
-        if let Some(cycle) = &change.cycle {
-            sets.push("cycle_start = :cycle_start");
-            sets.push("cycle_end = :cycle_end");
-            sets.push("sched_sk = :cycle_end");
-            conditions.push("cycle_end = :old_cycle_end");
+        if let Some(advance) = &change.cycle {
+            sets.push(format!("{CYCLE_START} = :cycle_start"));
+            sets.push(format!("{CYCLE_END} = :cycle_end"));
+            sets.push(format!("{SCHED_SK} = :cycle_end"));
+            conditions.push(format!("{CYCLE_END} = :old_cycle_end"));
             update = update
-                .expression_attribute_values(":cycle_start", s(&format_time(cycle.start)))
-                .expression_attribute_values(":cycle_end", s(&format_time(cycle.end)))
-                .expression_attribute_values(":old_cycle_end", s(&format_time(snapshot.cycle.end)));
-        }
-        if change.reset_cycle_referrals {
-            sets.push("cycle_referrals = :zero");
-            update = update.expression_attribute_values(":zero", n(0));
+                .expression_attribute_values(":cycle_start", s(&format_time(advance.to.start)))
+                .expression_attribute_values(":cycle_end", s(&format_time(advance.to.end)))
+                .expression_attribute_values(":old_cycle_end", s(&format_time(advance.from_end)));
         }
         if let Some(cap) = change.cycle_referrals_below {
-            conditions.push("cycle_referrals < :cap");
+            conditions.push(format!("{CYCLE_REFERRALS} < :cap"));
             update = update.expression_attribute_values(":cap", n(cap));
         }
         let update = update
             .update_expression(format!("SET {}", sets.join(", ")))
             .condition_expression(conditions.join(" AND "))
             .build();
-        self.push(
-            update.map(|u| TransactWriteItem::builder().update(u).build()),
-            Role::Account(snapshot.user_id.clone()),
-        );
+        self.update(update, Role::Account(change.user_id.clone()));
         for entry in &change.entries {
-            self.put(encode_entry(&snapshot.user_id, entry), Role::Ledger, false);
+            self.put(encode_entry(&change.user_id, entry), Role::Ledger, false);
         }
     }
 
-    /// Counts a signup that recorded `referrer_id` without rewarding it; no
-    /// balance changes, so the account's version is left alone.
-    pub fn count_referral_signup(&mut self, referrer_id: &str) {
+    fn count_referral_signup(&mut self, referrer_id: &str) {
         let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(account_key(referrer_id)))
-            .update_expression("ADD referral_signups :one")
-            .condition_expression("attribute_exists(pk)")
+            .update_expression(format!("ADD {REFERRAL_SIGNUPS} :one"))
+            .condition_expression(format!("attribute_exists({PK})"))
             .expression_attribute_values(":one", n(1))
             .build();
-        self.push(
-            update.map(|u| TransactWriteItem::builder().update(u).build()),
-            Role::Counter(referrer_id.to_owned()),
-        );
+        self.update(update, Role::Counter(referrer_id.to_owned()));
     }
 
     /// Queues an email in the outbox, pending.
@@ -251,12 +268,10 @@ impl Store {
             _ => return Err(classify(err).into()),
         };
         let code = |i: usize| reasons.get(i).and_then(|r| r.code()).unwrap_or("None");
-        // The record comes first, so a replay is told apart from a stale snapshot
-        // even when both conditions fail.
         if let Some(i) = (0..reasons.len()).find(|&i| code(i) == "ConditionalCheckFailed") {
             let role = tx.roles.get(i).cloned().unwrap_or(Role::Ledger);
-            if role == Role::Receipt {
-                let old = reasons[i].item().map(super::items::decode_idem).transpose()?;
+            if role == Role::Record {
+                let old = reasons[i].item().map(decode_record).transpose()?;
                 return Err(CommitError::Duplicate(old.map(Box::new)));
             }
             return Err(CommitError::Stale(role));

@@ -1,0 +1,197 @@
+//! What the scheduled functions share: the time an event is about, the
+//! invocation's deadline and time budget, and retrying a store call within it.
+
+use crate::cycle::{now, parse_time, Time};
+use crate::store::StoreError;
+use std::future::Future;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The time a scheduled event is about: its `time` (an EventBridge rule's
+/// event or a Scheduler payload `{"time": ...}`), or the clock where none is
+/// given.
+pub fn event_time(payload: &serde_json::Value) -> Result<Time, String> {
+    match payload.get("time") {
+        None | Some(serde_json::Value::Null) => Ok(now()),
+        Some(serde_json::Value::String(text)) => {
+            parse_time(text).ok_or_else(|| format!("event time {text:?} is not an RFC 3339 time"))
+        }
+        Some(other) => Err(format!("event time must be a string, got {other}")),
+    }
+}
+
+/// When an invocation must be done, as the Lambda context gives it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Deadline {
+    /// A point in time: Lambda's `Lambda-Runtime-Deadline-Ms`, milliseconds
+    /// since the epoch.
+    At(SystemTime),
+    /// A span from the start of the invocation: `cargo lambda watch` sends
+    /// a fixed [`Deadline::CARGO_LAMBDA_WATCH_MS`] in place of an epoch time.
+    After(Duration),
+    /// None given (a context built by hand, as the tests do).
+    None,
+}
+
+impl Deadline {
+    /// What `cargo lambda watch` (1.x) always sends as the deadline: its
+    /// 10-minute timeout in milliseconds, not an epoch time. As an epoch
+    /// time it would be 00:10 on 1 January 1970, so no real deadline is it.
+    pub const CARGO_LAMBDA_WATCH_MS: u64 = 600_000;
+
+    /// The deadline of a Lambda context's `deadline` field.
+    pub fn from_context_ms(deadline_ms: u64) -> Deadline {
+        match deadline_ms {
+            0 => Deadline::None,
+            Deadline::CARGO_LAMBDA_WATCH_MS => Deadline::After(Duration::from_millis(deadline_ms)),
+            ms => Deadline::At(UNIX_EPOCH + Duration::from_millis(ms)),
+        }
+    }
+}
+
+/// A scheduled invocation's time budget: work stops being started once less
+/// than [`Budget::MARGIN`] is left, so a write that starts always finishes.
+#[derive(Clone, Copy, Debug)]
+pub struct Budget {
+    deadline: Option<Instant>,
+}
+
+impl Budget {
+    /// Time kept in hand at the end of an invocation.
+    pub const MARGIN: Duration = Duration::from_secs(2);
+
+    /// The budget of an invocation that started now, with `deadline`.
+    pub fn new(deadline: Deadline) -> Budget {
+        let deadline = match deadline {
+            Deadline::None => None,
+            Deadline::After(span) => Some(Instant::now() + span),
+            Deadline::At(at) => {
+                let left = at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
+                Some(Instant::now() + left)
+            }
+        };
+        Budget { deadline }
+    }
+
+    /// No deadline.
+    pub fn unbounded() -> Budget {
+        Budget { deadline: None }
+    }
+
+    /// Whether it is time to stop starting work.
+    pub fn exhausted(&self) -> bool {
+        !self.allows(Duration::ZERO)
+    }
+
+    /// Whether `wait` can be spent and still leave the margin.
+    pub fn allows(&self, wait: Duration) -> bool {
+        self.deadline.is_none_or(|d| d.saturating_duration_since(Instant::now()) >= Budget::MARGIN + wait)
+    }
+}
+
+/// First pause before a store call is tried again; it doubles each time.
+const FIRST_PAUSE: Duration = Duration::from_millis(100);
+/// Longest pause between two tries.
+const MAX_PAUSE: Duration = Duration::from_secs(5);
+
+/// Calls `call` until it succeeds, a non-transient error comes back, or the
+/// budget leaves no time for another pause: for the reads a scheduled run
+/// cannot do without (a page of the schedule, a batch of accounts), where
+/// giving up early would leave the backlog to the next run. Each transient
+/// failure is logged.
+pub async fn persist<T, F, Fut>(budget: &Budget, what: &str, mut call: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StoreError>>,
+{
+    let mut pause = FIRST_PAUSE;
+    loop {
+        match call().await {
+            Ok(value) => return Ok(value),
+            Err(e) if e.is_transient() && budget.allows(pause) => {
+                tracing::warn!(error = %e, pause_ms = pause.as_millis() as u64, "{what} failed; trying again");
+                tokio::time::sleep(pause.mul_f64(0.5 + fastrand::f64() / 2.0)).await;
+                pause = (pause * 2).min(MAX_PAUSE);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn epoch_ms_in(ahead: Duration) -> u64 {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        now + ahead.as_millis() as u64
+    }
+
+    #[test]
+    fn scheduled_events_give_their_time() {
+        let rule = serde_json::json!({"source": "aws.events", "detail-type": "Scheduled Event", "time": "2026-02-28T10:00:00Z"});
+        assert_eq!(event_time(&rule).map(crate::cycle::format_time), Ok("2026-02-28T10:00:00Z".to_owned()));
+        assert!(event_time(&serde_json::json!({"time": "soon"})).is_err());
+        assert!(event_time(&serde_json::json!({"time": 5})).is_err());
+        let before = now();
+        assert!(event_time(&serde_json::json!({})).is_ok_and(|t| t >= before));
+    }
+
+    #[test]
+    fn the_context_deadline_is_an_epoch_time_except_from_cargo_lambda_watch() {
+        assert_eq!(Deadline::from_context_ms(0), Deadline::None);
+        assert_eq!(Deadline::from_context_ms(600_000), Deadline::After(Duration::from_secs(600)));
+        assert_eq!(
+            Deadline::from_context_ms(1_764_000_000_000),
+            Deadline::At(UNIX_EPOCH + Duration::from_millis(1_764_000_000_000))
+        );
+        // 601 seconds after the epoch is an epoch time: long past.
+        assert_eq!(Deadline::from_context_ms(601_000), Deadline::At(UNIX_EPOCH + Duration::from_secs(601)));
+    }
+
+    #[test]
+    fn budgets_stop_work_before_the_deadline() {
+        let budget = |ms| Budget::new(Deadline::from_context_ms(ms));
+        assert!(!budget(0).exhausted());
+        assert!(budget(epoch_ms_in(Duration::from_millis(5))).exhausted());
+        assert!(!budget(epoch_ms_in(Duration::from_secs(60))).exhausted());
+        assert!(!budget(epoch_ms_in(Duration::from_secs(3))).allows(Duration::from_secs(5)));
+        assert!(!budget(Deadline::CARGO_LAMBDA_WATCH_MS).exhausted(), "ten minutes from now");
+        assert!(budget(1_000).exhausted(), "a deadline in 1970 has passed");
+    }
+
+    #[tokio::test]
+    async fn persist_retries_transient_errors_only() {
+        let mut calls = 0;
+        let result = persist(&Budget::unbounded(), "test", || {
+            calls += 1;
+            let n = calls;
+            async move {
+                if n < 3 {
+                    Err(StoreError::Unavailable("slow down".into()))
+                } else {
+                    Ok(n)
+                }
+            }
+        })
+        .await;
+        assert_eq!(result.ok(), Some(3));
+        let mut calls = 0;
+        let result: Result<(), _> = persist(&Budget::unbounded(), "test", || {
+            calls += 1;
+            async { Err(StoreError::Internal("no such table".into())) }
+        })
+        .await;
+        assert!(result.is_err());
+        assert_eq!(calls, 1);
+    }
+
+    #[tokio::test]
+    async fn persist_gives_up_when_the_budget_runs_out() {
+        let budget = Budget::new(Deadline::After(Duration::from_millis(2_300)));
+        let started = Instant::now();
+        let result: Result<(), _> =
+            persist(&budget, "test", || async { Err(StoreError::Unavailable("slow down".into())) }).await;
+        assert!(result.is_err());
+        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    }
+}

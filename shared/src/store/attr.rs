@@ -1,0 +1,67 @@
+//! The table's attribute names. Encoders, decoders and every expression
+//! name attributes through these, so a name is spelled in one place.
+
+/// Partition key of every item.
+pub const PK: &str = "pk";
+/// Sort key of every item.
+pub const SK: &str = "sk";
+/// What an item is (`account`, `ledger`, `receipt`, `code`, `email`), for people reading the table.
+pub const KIND: &str = "kind";
+
+// Accounts.
+pub const USER_ID: &str = "user_id";
+pub const EMAIL: &str = "email";
+pub const EMAIL_NORM: &str = "email_norm";
+pub const PLAN: &str = "plan";
+pub const REFERRAL_CODE: &str = "referral_code";
+pub const REFERRER_ID: &str = "referrer_id";
+pub const CYCLE_START: &str = "cycle_start";
+pub const CYCLE_END: &str = "cycle_end";
+pub const ANCHOR_DAY: &str = "anchor_day";
+pub const BAL_PLAN: &str = "bal_plan";
+pub const BAL_BONUS: &str = "bal_bonus";
+pub const BAL_FLEXIBLE: &str = "bal_flexible";
+pub const VERSION: &str = "version";
+pub const LEDGER_SEQ: &str = "ledger_seq";
+pub const CYCLE_MAX_ALLOWANCE: &str = "cycle_max_allowance";
+pub const MAX_RANK: &str = "max_rank";
+pub const CYCLE_REFERRALS: &str = "cycle_referrals";
+pub const REFERRAL_SIGNUPS: &str = "referral_signups";
+pub const REWARDED_CREDITS: &str = "rewarded_credits";
+
+// The sparse schedule index (accounts by cycle end, pending emails by next attempt).
+pub const SCHED_PK: &str = "sched_pk";
+pub const SCHED_SK: &str = "sched_sk";
+
+// Ledger entries.
+pub const SEQ: &str = "seq";
+pub const AT: &str = "at";
+pub const ENTRY_KIND: &str = "entry_kind";
+pub const D_PLAN: &str = "d_plan";
+pub const D_BONUS: &str = "d_bonus";
+pub const D_FLEXIBLE: &str = "d_flexible";
+pub const AFTER_PLAN: &str = "after_plan";
+pub const AFTER_BONUS: &str = "after_bonus";
+pub const AFTER_FLEXIBLE: &str = "after_flexible";
+pub const REF: &str = "ref";
+
+// Idempotency records (`at` as above).
+pub const REQUEST_HASH: &str = "request_hash";
+pub const STATUS: &str = "status";
+pub const BODY: &str = "body";
+
+// Outbox emails (`status` as above: pending, sent or failed).
+pub const EMAIL_ID: &str = "email_id";
+pub const EMAIL_KIND: &str = "email_kind";
+pub const TO: &str = "to";
+pub const SUBJECT: &str = "subject";
+pub const TEXT: &str = "text";
+pub const HTML: &str = "html";
+pub const ATTEMPTS: &str = "attempts";
+pub const CREATED_AT: &str = "created_at";
+pub const NEXT_ATTEMPT_AT: &str = "next_attempt_at";
+pub const SENT_AT: &str = "sent_at";
+pub const MESSAGE_ID: &str = "message_id";
+pub const LAST_ERROR: &str = "last_error";
+/// The table's TTL attribute (seconds since the epoch); set on sent emails.
+pub const EXPIRES_AT: &str = "expires_at";

@@ -1,0 +1,174 @@
+//! The app under test, configured like a deployed function, and each
+//! function driven by an event.
+
+use crate::events::{answer, request, service_event, user_event, Answer};
+use crate::unique;
+use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::error::BoxError;
+use credits::{App, Config, Mail};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Records the DynamoDB operations a client sends (each transmission).
+#[derive(Clone, Debug, Default)]
+pub struct RequestLog(Arc<Mutex<Vec<String>>>);
+
+impl RequestLog {
+    /// The operations sent so far, in order (`"TransactWriteItems"`, ...).
+    pub fn operations(&self) -> Vec<String> {
+        self.0.lock().map(|ops| ops.clone()).unwrap_or_default()
+    }
+
+    /// Forgets what was recorded.
+    pub fn clear(&self) {
+        if let Ok(mut ops) = self.0.lock() {
+            ops.clear();
+        }
+    }
+}
+
+impl Intercept for RequestLog {
+    fn name(&self) -> &'static str {
+        "RequestLog"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let target = context.request().headers().get("x-amz-target").unwrap_or("?");
+        let op = target.rsplit('.').next().unwrap_or(target).to_owned();
+        if let Ok(mut ops) = self.0.lock() {
+            ops.push(op);
+        }
+        Ok(())
+    }
+}
+
+/// The SDK configuration of the environment (the emulator under `make test`).
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}
+
+/// The app under test, configured like a deployed function from the
+/// environment, with `overrides` on top.
+pub async fn app_with(overrides: &[(&str, &str)], log: Option<RequestLog>) -> App {
+    let overrides: HashMap<String, String> = overrides.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let config = Config::from_lookup(|name| overrides.get(name).cloned().or_else(|| std::env::var(name).ok()))
+        .expect("test configuration (run the tests through `make test`)");
+    let sdk = sdk_config().await;
+    let mut dynamodb = aws_sdk_dynamodb::config::Builder::from(&sdk);
+    if let Some(log) = log {
+        dynamodb = dynamodb.interceptor(log);
+    }
+    let dynamodb = aws_sdk_dynamodb::Client::from_conf(dynamodb.build());
+    App::new(config, dynamodb, aws_sdk_sesv2::Client::new(&sdk), Mail::Required).expect("app")
+}
+
+/// The app under test with the environment's configuration.
+pub async fn app() -> App {
+    app_with(&[], None).await
+}
+
+/// The app on its own fresh table, with `overrides` on top.
+pub async fn app_on_fresh_table(overrides: &[(&str, &str)]) -> App {
+    let table = crate::table::fresh_table(&app().await).await;
+    let mut all = vec![("TABLE_NAME", table.as_str())];
+    all.extend_from_slice(overrides);
+    app_with(&all, None).await
+}
+
+/// Sends an event through `referral-signup`.
+pub async fn signup_event(app: &App, event: &Value) -> Answer {
+    answer(referral_signup::handle(app, request(event)).await.expect("handlers never fail"))
+}
+
+/// Sends an event through `purchase`.
+pub async fn purchase_event(app: &App, event: &Value) -> Answer {
+    answer(purchase::handle(app, request(event)).await.expect("handlers never fail"))
+}
+
+/// Sends an event through `account`.
+pub async fn account_event(app: &App, event: &Value) -> Answer {
+    answer(account::handle(app, request(event)).await.expect("handlers never fail"))
+}
+
+/// Sends an event through `upgrade-bonus`.
+pub async fn plan_change_event(app: &App, event: &Value) -> Answer {
+    answer(upgrade_bonus::handle(app, request(event)).await.expect("handlers never fail"))
+}
+
+/// Sends an event through `spend`.
+pub async fn spend_event(app: &App, event: &Value) -> Answer {
+    answer(spend::handle(app, request(event)).await.expect("handlers never fail"))
+}
+
+/// Changes plan through the handler with this JSON body.
+pub async fn change_plan(app: &App, body: Value) -> Answer {
+    plan_change_event(app, &service_event("plan-change.json", &body.to_string())).await
+}
+
+/// Spends through the handler with this JSON body.
+pub async fn spend(app: &App, body: Value) -> Answer {
+    spend_event(app, &service_event("spend.json", &body.to_string())).await
+}
+
+/// Signs up through the handler with this JSON body.
+pub async fn signup(app: &App, body: Value) -> Answer {
+    signup_event(app, &service_event("signup.json", &body.to_string())).await
+}
+
+/// Buys through the handler with this JSON body.
+pub async fn buy(app: &App, body: Value) -> Answer {
+    purchase_event(app, &service_event("purchase.json", &body.to_string())).await
+}
+
+/// Signs a new user up, referred by `code`, and returns its id.
+pub async fn new_referred_user(app: &App, plan: &str, code: &str) -> String {
+    let user = unique(plan);
+    let body = json!({"user_id": user, "email": format!("{user}@example.org"), "plan": plan, "referral_code": code});
+    let a = signup(app, body).await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    user
+}
+
+/// Signs a new user up and returns its id and referral code.
+pub async fn new_user(app: &App, plan: &str) -> (String, String) {
+    let user = unique(plan);
+    let a = signup(app, json!({"user_id": user, "email": format!("{user}@example.com"), "plan": plan})).await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let code = a.json["account"]["referral_code"].as_str().expect("code").to_owned();
+    (user, code)
+}
+
+/// The account's balance via `GET /v1/me/balance`.
+pub async fn balance(app: &App, user: &str) -> Value {
+    let a = account_event(app, &user_event("balance.json", Some(user), "")).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    a.json["balance"].clone()
+}
+
+/// Runs `rollover` with a Scheduler payload at `time`, with `deadline_ms`
+/// (the Lambda context's: milliseconds since the epoch; 0 for none).
+pub async fn rollover_at(app: &App, time: &str, deadline_ms: u64) -> Value {
+    let mut ctx = lambda_runtime::Context::default();
+    ctx.deadline = deadline_ms;
+    let event = lambda_runtime::LambdaEvent::new(json!({"time": time}), ctx);
+    serde_json::to_value(rollover::handle(app, event).await.expect("rollover runs")).expect("report")
+}
+
+/// Runs `email-outbox` with a Scheduler payload at `time`.
+pub async fn outbox_at(app: &App, time: &str) -> Value {
+    let event = lambda_runtime::LambdaEvent::new(json!({"time": time}), lambda_runtime::Context::default());
+    serde_json::to_value(email_outbox::handle(app, event).await.expect("outbox runs")).expect("report")
+}
+
+/// Milliseconds since the epoch, `ahead` from now.
+pub fn epoch_ms_in(ahead: std::time::Duration) -> u64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock");
+    u64::try_from((now + ahead).as_millis()).expect("ms")
+}
