@@ -1,9 +1,15 @@
 # The two commands a user needs: `make test` and (later) `make run`.
-.PHONY: test run demo emulator watch bench venv fmt lint clean
+.PHONY: test check run demo emulator watch bench venv fmt lint clean
 
 ## Run every test against a fresh local emulator (installs what it needs).
 test:
 	bash infra/test.sh
+
+## The fast inner loop: format, lints, and the rules' unit tests (no emulator); seconds once built.
+check:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --quiet -- -D warnings
+	cargo test --quiet -p credits --lib
 
 ## The whole service locally: emulator + every function on http://localhost:9000 (Ctrl-C stops).
 run:

@@ -13,14 +13,15 @@ pub enum Mail {
     NotUsed,
 }
 
-/// Configuration and clients, built once.
+/// Configuration and clients, built once per cold start and lent to every
+/// request, so no request reads the environment or builds a client.
 #[derive(Clone, Debug)]
 pub struct App {
-    /// The configuration.
+    /// Read from the environment at cold start.
     pub config: Config,
-    /// The table.
+    /// DynamoDB, through the real SDK client.
     pub store: Store,
-    /// SES, where the function sends email.
+    /// SES v2; `None` in functions that send no email.
     pub mailer: Option<Mailer>,
 }
 

@@ -79,7 +79,7 @@ pub fn draw(balance: Balance, credits: i64) -> Result<Delta, Insufficient> {
 }
 
 impl Delta {
-    /// The opposite change.
+    /// The same change in the other direction: a spend's delta from what it draws.
     pub fn negated(self) -> Delta {
         Delta { plan: -self.plan, bonus: -self.bonus, flexible: -self.flexible }
     }

@@ -2,7 +2,7 @@
 
 use crate::plans::{Catalogue, CatalogueError};
 
-/// The default referral link base of the contract.
+/// Where referral links point when `REFERRAL_BASE_URL` is not set.
 pub const DEFAULT_REFERRAL_BASE_URL: &str = "https://app.example.com/signup";
 
 /// Everything a function needs to know besides its AWS clients.

@@ -28,7 +28,7 @@ impl Cycle {
         Some(Cycle { start: at, end: add_month(at, anchor_day)?, anchor_day })
     }
 
-    /// The cycle that follows this one.
+    /// The cycle that follows this one; `None` past the last representable date.
     pub fn next(&self) -> Option<Cycle> {
         Some(Cycle { start: self.end, end: add_month(self.end, self.anchor_day)?, anchor_day: self.anchor_day })
     }

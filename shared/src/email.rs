@@ -23,7 +23,7 @@ pub fn backoff(attempts: u32) -> Duration {
     Duration::minutes(minutes.min(360))
 }
 
-/// Which email.
+/// The emails the service sends; each has its own template and id scheme.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EmailKind {
     /// To a referrer, for a rewarded signup.
@@ -91,9 +91,9 @@ pub struct OutboxEmail {
     /// Unique and derived from the request that caused it, so a retried
     /// transaction writes the same email, once.
     pub id: String,
-    /// Which email.
+    /// Its template.
     pub kind: EmailKind,
-    /// Recipient.
+    /// The recipient's address.
     pub to: String,
     /// Subject line.
     pub subject: String,

@@ -16,7 +16,7 @@ pub enum EntryKind {
     ReferralBonus,
     /// A referrer's reward for a referred user's upgrade.
     UpgradeBonus,
-    /// The plan bucket topped up by an upgrade.
+    /// The plan bucket topped up by an upgrade (`plan_change`).
     PlanChange,
     /// Credits consumed.
     Spend,

@@ -145,7 +145,7 @@ impl Catalogue {
         Ok(())
     }
 
-    /// The plan with this name.
+    /// The plan with this name, if the catalogue has it.
     pub fn plan(&self, name: &str) -> Option<&Plan> {
         self.plans.iter().find(|p| p.name == name)
     }

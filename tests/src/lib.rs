@@ -9,17 +9,20 @@
 //! | [`table`] | the table behind the handlers' backs: items, partitions, fresh tables |
 //! | [`emulator`] | what only the emulator can tell: the emails SES accepted |
 //! | [`invariants`] | checks that hold for every account, read from the table |
+//! | [`logs`] | the log lines the functions write |
 
 pub mod drivers;
 pub mod emulator;
 pub mod events;
 pub mod invariants;
+pub mod logs;
 pub mod table;
 
 pub use drivers::*;
 pub use emulator::*;
 pub use events::*;
 pub use invariants::*;
+pub use logs::*;
 pub use table::*;
 
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -3,37 +3,10 @@
 
 use integration_tests::*;
 use serde_json::{json, Value};
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut out) = self.0.lock() {
-            out.extend_from_slice(buf);
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn lines(&self) -> Vec<Value> {
-        let text = self.0.lock().map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
-        text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect()
-    }
-}
 
 #[tokio::test]
 async fn each_request_logs_one_json_line_without_full_emails() {
-    let captured = Captured::default();
-    let sink = captured.clone();
-    let _guard = tracing::subscriber::set_default(credits::telemetry::subscriber(true, "info", move || sink.clone()));
+    let (captured, _guard) = capture_logs();
     let app = app().await;
     let (_referrer, code) = new_user(&app, "free").await;
     let user = format!("{}@example.com", unique("jane.doe"));

@@ -1,3 +1,5 @@
+//! `account`: `GET /v1/me/balance`, `/v1/me/ledger`, `/v1/me/referral` (user routes, JWT).
+
 use credits::{telemetry, App, Mail};
 use lambda_http::{run, service_fn, Error};
 

@@ -1,3 +1,5 @@
+//! `email-outbox`: sends pending emails every 5 minutes (EventBridge schedule).
+
 use credits::{telemetry, App, Mail};
 use lambda_runtime::{run, service_fn, Error};
 

@@ -1,3 +1,5 @@
+//! `purchase`: `POST /v1/purchases` (service route, IAM).
+
 use credits::{telemetry, App, Mail};
 use lambda_http::{run, service_fn, Error};
 

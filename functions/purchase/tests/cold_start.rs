@@ -1,6 +1,8 @@
 //! A bad configuration fails the cold start, with a message that says why,
 //! before any request is taken.
 
+#![allow(clippy::expect_used)] // a test asserts by panicking
+
 use std::process::Command;
 
 fn start(env: &[(&str, &str)]) -> (bool, String) {

@@ -1,3 +1,5 @@
+//! `referral-signup`: `POST /v1/signups` (service route, IAM).
+
 use credits::{telemetry, App, Mail};
 use lambda_http::{run, service_fn, Error};
 

@@ -1,3 +1,5 @@
+//! `rollover`: the hourly billing-cycle rollover (EventBridge schedule).
+
 use credits::{telemetry, App, Mail};
 use lambda_runtime::{run, service_fn, Error};
 

@@ -1,3 +1,5 @@
+//! `spend`: `POST /v1/spends` (service route, IAM).
+
 use credits::{telemetry, App, Mail};
 use lambda_http::{run, service_fn, Error};
 

@@ -1,3 +1,5 @@
+//! `upgrade-bonus`: `POST /v1/plan-changes` (service route, IAM).
+
 use credits::{telemetry, App, Mail};
 use lambda_http::{run, service_fn, Error};
 

@@ -6,7 +6,7 @@ use crate::types::UserId;
 use crate::App;
 use serde::Serialize;
 
-/// Default and largest page of the ledger.
+/// Ledger entries per page when the query gives no `limit`.
 pub const LEDGER_LIMIT_DEFAULT: usize = 25;
 /// Largest page of the ledger.
 pub const LEDGER_LIMIT_MAX: usize = 100;

@@ -10,10 +10,11 @@
 //! | referral code claim | `CODE#<code>` | `CODE` |
 //! | outbox email | `EMAIL#<email_id>` | `EMAIL` |
 //!
-//! Indexes: `by-referral-code` (hash `referral_code`, on accounts) and
-//! `by-schedule` (hash `sched_pk`, range `sched_sk`, sparse, keys only): due
-//! accounts (`DUE#<shard>`, cycle end) and pending emails (`OUTBOX#<shard>`,
-//! next attempt), sharded so neither becomes a hot partition.
+//! One index, `by-schedule` (hash `sched_pk`, range `sched_sk`, sparse, keys
+//! only): due accounts (`DUE#<shard>`, cycle end) and pending emails
+//! (`OUTBOX#<shard>`, next attempt), sharded so neither becomes a hot
+//! partition. A referral code's owner is read from its claim item, which
+//! is strongly consistent where an index would not be.
 
 mod attr;
 mod items;
@@ -36,8 +37,6 @@ use aws_sdk_dynamodb::Client;
 use items::{decode_account, decode_code_claim, decode_entry, decode_record};
 use keys::{account_key, code_key, record_key, s, user_pk, Item, LEDGER_PREFIX};
 
-/// Name of the index from referral code to account.
-pub const CODE_INDEX: &str = "by-referral-code";
 /// Name of the sparse index of scheduled work (due accounts, pending emails).
 pub const SCHEDULE_INDEX: &str = "by-schedule";
 

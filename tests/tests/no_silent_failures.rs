@@ -1,0 +1,222 @@
+//! Failures that used to pass silently: each is now logged with its reason,
+//! counted in the scheduled run's report, or answered with a clear error,
+//! and never stops the rest of a run.
+
+use aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemOutput;
+use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
+use aws_sdk_dynamodb::operation::query::QueryOutput;
+use aws_sdk_dynamodb::operation::transact_write_items::{TransactWriteItemsError, TransactWriteItemsOutput};
+use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
+use aws_sdk_dynamodb::types::error::ResourceNotFoundException;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_sesv2::operation::send_email::SendEmailOutput;
+use aws_smithy_mocks::{mock, mock_client, RuleMode};
+use credits::{App, Config, Mail};
+use integration_tests::*;
+use serde_json::json;
+use std::collections::HashMap;
+
+fn s(v: &str) -> AttributeValue {
+    AttributeValue::S(v.to_owned())
+}
+
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+async fn signed_up(app: &App, plan: &str, at: &str) -> String {
+    let user = unique(plan);
+    let body = json!({"user_id": user, "email": format!("{user}@example.com"), "plan": plan, "signed_up_at": at});
+    let a = signup(app, body).await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    user
+}
+
+#[tokio::test]
+async fn an_account_whose_plan_left_the_catalogue_is_logged_counted_and_left_untouched() {
+    let (logs, _guard) = capture_logs();
+    let app = app_on_fresh_table(&[]).await;
+    let lost = signed_up(&app, "pro", "2026-01-31T10:00:00Z").await;
+    let fine = signed_up(&app, "pro", "2026-01-31T10:00:00Z").await;
+    set_account_attributes(&app, &lost, &[("plan", s("legacy"))]).await;
+
+    let report = rollover_at(&app, "2026-03-01T00:00:00Z", 0).await;
+    assert_eq!(report, json!({"rolled_over": 1, "cycles": 1, "errors": 1, "remaining": true}));
+    assert_eq!(ledger_kinds(&app, &lost).await.len(), 1, "no entry for the lost plan's account");
+    assert_eq!(attr(&account_item(&app, &lost).await, "cycle_end"), "2026-02-28T10:00:00Z", "its cycle did not move");
+    assert_eq!(attr(&account_item(&app, &fine).await, "cycle_end"), "2026-03-31T10:00:00Z", "the other rolled over");
+    let errors = logs.at_level("ERROR");
+    assert!(
+        errors.iter().any(|l| l["plan"] == "legacy" && l["user"] == lost.as_str()),
+        "an error line names the account and the plan: {errors:#?}"
+    );
+    // The next run reports it again; nothing was granted meanwhile.
+    assert_eq!(rollover_at(&app, "2026-03-01T01:00:00Z", 0).await["errors"], 1);
+    assert_ledger_explains_balance(&app, &lost).await;
+}
+
+#[tokio::test]
+async fn requests_on_an_account_whose_plan_left_the_catalogue_get_a_clear_error() {
+    let (logs, _guard) = capture_logs();
+    let app = app().await;
+    let (user, _) = new_user(&app, "pro").await;
+    set_account_attributes(&app, &user, &[("plan", s("legacy"))]).await;
+    let bought = buy(&app, json!({"user_id": user, "payment_id": "p", "amount_cents": 1000, "currency": "USD"})).await;
+    let changed = change_plan(&app, json!({"user_id": user, "change_id": "c", "plan": "business"})).await;
+    for a in [&bought, &changed] {
+        assert_eq!((a.status, a.code()), (500, "internal"), "{}", a.text);
+        assert!(a.json["error"]["message"].as_str().is_some_and(|m| m.contains("\"legacy\"")), "{}", a.text);
+    }
+    assert_eq!(balance(&app, &user).await["flexible"], 0, "nothing was guessed");
+    let failed: Vec<_> = logs.lines().into_iter().filter(|l| l["message"] == "request failed").collect();
+    assert_eq!(failed.len(), 2);
+    assert!(failed.iter().all(|l| l["detail"].as_str().is_some_and(|d| d.contains("legacy"))), "{failed:#?}");
+}
+
+#[tokio::test]
+async fn an_overflowing_grant_is_logged_counted_and_does_not_stop_the_others() {
+    let app = app_on_fresh_table(&[]).await;
+    let full = signed_up(&app, "pro", "2026-01-31T10:00:00Z").await;
+    let fine = signed_up(&app, "pro", "2026-01-31T10:00:00Z").await;
+    set_account_attributes(&app, &full, &[("bal_bonus", n(i64::MAX - 100))]).await;
+    let report = rollover_at(&app, "2026-03-01T00:00:00Z", 0).await;
+    assert_eq!(report, json!({"rolled_over": 1, "cycles": 1, "errors": 1, "remaining": true}));
+    assert_eq!(attr(&account_item(&app, &full).await, "cycle_end"), "2026-02-28T10:00:00Z");
+    assert_eq!(attr(&account_item(&app, &fine).await, "cycle_end"), "2026-03-31T10:00:00Z");
+}
+
+#[tokio::test]
+async fn a_ledger_entry_that_cannot_be_built_answers_500_with_a_log_line_naming_why() {
+    let (logs, _guard) = capture_logs();
+    let app = app().await;
+    let (user, _) = new_user(&app, "free").await;
+    set_account_attributes(&app, &user, &[("bal_plan", n(i64::MAX - 1))]).await;
+    let a = change_plan(&app, json!({"user_id": user, "change_id": "up", "plan": "pro"})).await;
+    assert_eq!((a.status, a.code()), (500, "internal"), "{}", a.text);
+    assert!(!a.text.contains("plan_change"), "the reason stays out of the body: {}", a.text);
+    let failed: Vec<_> = logs.lines().into_iter().filter(|l| l["message"] == "request failed").collect();
+    assert_eq!(failed.len(), 1, "{:#?}", logs.lines());
+    let detail = failed[0]["detail"].as_str().unwrap_or("");
+    assert!(detail.contains("plan_change") && detail.contains("below zero or past the largest number"), "{detail}");
+}
+
+fn mocked_app(dynamodb: aws_sdk_dynamodb::Client, ses: aws_sdk_sesv2::Client) -> App {
+    let config = Config::from_lookup(|name| match name {
+        "TABLE_NAME" => Some("credits-mocked".into()),
+        "SENDER_EMAIL" => Some("credits@example.com".into()),
+        _ => None,
+    })
+    .expect("config");
+    App::new(config, dynamodb, ses, Mail::Required).expect("app")
+}
+
+fn shard_of(req: &aws_sdk_dynamodb::operation::query::QueryInput) -> String {
+    req.expression_attribute_values()
+        .and_then(|v| v.get(":shard"))
+        .and_then(|v| v.as_s().ok())
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn not_found() -> ResourceNotFoundException {
+    ResourceNotFoundException::builder().message("Requested resource not found").build()
+}
+
+#[tokio::test]
+async fn a_partial_catch_up_whose_next_write_fails_reports_remaining_work() {
+    // 72 cycles behind: two writes. The first commits, the second fails.
+    let app = app().await;
+    let user = signed_up(&app, "free", "2020-01-01T00:00:00Z").await;
+    let item = account_item(&app, &user).await;
+    let key = HashMap::from([("pk".to_owned(), s(&format!("USER#{user}"))), ("sk".to_owned(), s("ACCOUNT"))]);
+    let own_shard = attr(&item, "sched_pk").to_owned();
+    let due = mock!(aws_sdk_dynamodb::Client::query)
+        .match_requests(move |req| shard_of(req) == own_shard)
+        .then_output(move || QueryOutput::builder().items(key.clone()).build());
+    let empty = mock!(aws_sdk_dynamodb::Client::query).then_output(|| QueryOutput::builder().build());
+    let read_item = item.clone();
+    let batch = mock!(aws_sdk_dynamodb::Client::batch_get_item).then_output(move || {
+        BatchGetItemOutput::builder().responses("credits-mocked", vec![read_item.clone()]).build()
+    });
+    let reread = mock!(aws_sdk_dynamodb::Client::get_item)
+        .then_output(move || GetItemOutput::builder().set_item(Some(item.clone())).build());
+    let write = mock!(aws_sdk_dynamodb::Client::transact_write_items)
+        .sequence()
+        .output(|| TransactWriteItemsOutput::builder().build())
+        .error(|| TransactWriteItemsError::ResourceNotFoundException(not_found()))
+        .build();
+    let db = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&due, &empty, &batch, &reread, &write]);
+    let mocked = mocked_app(db, aws_sdk_sesv2::Client::new(&sdk_config().await));
+
+    let report = rollover_at(&mocked, "2026-01-01T00:00:00Z", 0).await;
+    assert_eq!(report, json!({"rolled_over": 1, "cycles": 40, "errors": 1, "remaining": true}));
+    assert_eq!(write.num_calls(), 2);
+}
+
+fn pending_email(id: &str) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        ("pk".to_owned(), s(&format!("EMAIL#{id}"))),
+        ("sk".to_owned(), s("EMAIL")),
+        ("email_id".to_owned(), s(id)),
+        ("email_kind".to_owned(), s("purchase_receipt")),
+        ("to".to_owned(), s("buyer@example.com")),
+        ("subject".to_owned(), s("Your receipt")),
+        ("text".to_owned(), s("Thank you.")),
+        ("html".to_owned(), s("<p>Thank you.</p>")),
+        ("status".to_owned(), s("pending")),
+        ("attempts".to_owned(), n(1)),
+        ("created_at".to_owned(), s("2026-01-01T00:00:00Z")),
+        ("next_attempt_at".to_owned(), s("2026-01-01T00:05:00Z")),
+    ])
+}
+
+fn key_id(key: Option<&HashMap<String, AttributeValue>>) -> String {
+    key.and_then(|k| k.get("pk"))
+        .and_then(|v| v.as_s().ok())
+        .map_or("", |pk| pk.trim_start_matches("EMAIL#"))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_store_error_marking_one_email_sent_does_not_stop_the_run() {
+    let due =
+        mock!(aws_sdk_dynamodb::Client::query).match_requests(|req| shard_of(req) == "OUTBOX#00").then_output(|| {
+            let key =
+                |id: &str| HashMap::from([("pk".to_owned(), s(&format!("EMAIL#{id}"))), ("sk".to_owned(), s("EMAIL"))]);
+            QueryOutput::builder().items(key("first")).items(key("second")).build()
+        });
+    let empty = mock!(aws_sdk_dynamodb::Client::query).then_output(|| QueryOutput::builder().build());
+    // The claim's answer depends on the key: a rule per email.
+    let claim_first = mock!(aws_sdk_dynamodb::Client::update_item)
+        .match_requests(|req| {
+            req.update_expression().is_some_and(|e| e.contains(":lease")) && key_id(req.key()) == "first"
+        })
+        .then_output(|| UpdateItemOutput::builder().set_attributes(Some(pending_email("first"))).build());
+    let claim_second = mock!(aws_sdk_dynamodb::Client::update_item)
+        .match_requests(|req| {
+            req.update_expression().is_some_and(|e| e.contains(":lease")) && key_id(req.key()) == "second"
+        })
+        .then_output(|| UpdateItemOutput::builder().set_attributes(Some(pending_email("second"))).build());
+    let mark_first = mock!(aws_sdk_dynamodb::Client::update_item)
+        .match_requests(|req| {
+            req.update_expression().is_some_and(|e| e.contains("sent_at")) && key_id(req.key()) == "first"
+        })
+        .then_error(|| UpdateItemError::ResourceNotFoundException(not_found()));
+    let mark_second = mock!(aws_sdk_dynamodb::Client::update_item)
+        .match_requests(|req| {
+            req.update_expression().is_some_and(|e| e.contains("sent_at")) && key_id(req.key()) == "second"
+        })
+        .then_output(|| UpdateItemOutput::builder().build());
+    let db = mock_client!(
+        aws_sdk_dynamodb,
+        RuleMode::MatchAny,
+        [&due, &empty, &claim_first, &claim_second, &mark_first, &mark_second]
+    );
+    let send =
+        mock!(aws_sdk_sesv2::Client::send_email).then_output(|| SendEmailOutput::builder().message_id("m").build());
+    let ses = mock_client!(aws_sdk_sesv2, RuleMode::MatchAny, [&send]);
+
+    let report = outbox_at(&mocked_app(db, ses), "2026-01-01T01:00:00Z").await;
+    assert_eq!(report, json!({"sent": 2, "retried": 0, "failed": 0, "throttled": 0, "errors": 1, "remaining": true}));
+    assert_eq!((mark_first.num_calls(), mark_second.num_calls()), (1, 1), "the run went on to the second email");
+}
