@@ -34,11 +34,20 @@ impl Captured {
     }
 }
 
-/// Captures this thread's log lines, as the functions write them in Lambda
-/// (JSON), until the guard is dropped. Use in a current-thread test.
-pub fn capture_logs() -> (Captured, tracing::subscriber::DefaultGuard) {
-    let captured = Captured::default();
-    let sink = captured.clone();
-    let guard = tracing::subscriber::set_default(credits::telemetry::subscriber(true, "info", move || sink.clone()));
-    (captured, guard)
+/// The log lines of this test process, as the functions write them in
+/// Lambda (JSON), from every thread. A process-wide subscriber, installed
+/// once: thread-local ones miss events when tests run side by side, because
+/// tracing caches each call site's interest across threads. Tests that run
+/// side by side share it, so each looks for its own lines (its user ids).
+pub fn capture_logs() -> Captured {
+    static CAPTURED: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    CAPTURED
+        .get_or_init(|| {
+            let captured = Captured::default();
+            let sink = captured.clone();
+            let subscriber = credits::telemetry::subscriber(true, "info", move || sink.clone());
+            tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber of the tests");
+            captured
+        })
+        .clone()
 }

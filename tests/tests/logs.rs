@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 #[tokio::test]
 async fn each_request_logs_one_json_line_without_full_emails() {
-    let (captured, _guard) = capture_logs();
+    let captured = capture_logs();
     let app = app().await;
     let (_referrer, code) = new_user(&app, "free").await;
     let user = format!("{}@example.com", unique("jane.doe"));

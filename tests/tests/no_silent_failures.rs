@@ -34,7 +34,7 @@ async fn signed_up(app: &App, plan: &str, at: &str) -> String {
 
 #[tokio::test]
 async fn an_account_whose_plan_left_the_catalogue_is_logged_counted_and_left_untouched() {
-    let (logs, _guard) = capture_logs();
+    let logs = capture_logs();
     let app = app_on_fresh_table(&[]).await;
     let lost = signed_up(&app, "pro", "2026-01-31T10:00:00Z").await;
     let fine = signed_up(&app, "pro", "2026-01-31T10:00:00Z").await;
@@ -57,7 +57,7 @@ async fn an_account_whose_plan_left_the_catalogue_is_logged_counted_and_left_unt
 
 #[tokio::test]
 async fn requests_on_an_account_whose_plan_left_the_catalogue_get_a_clear_error() {
-    let (logs, _guard) = capture_logs();
+    let logs = capture_logs();
     let app = app().await;
     let (user, _) = new_user(&app, "pro").await;
     set_account_attributes(&app, &user, &[("plan", s("legacy"))]).await;
@@ -68,7 +68,11 @@ async fn requests_on_an_account_whose_plan_left_the_catalogue_get_a_clear_error(
         assert!(a.json["error"]["message"].as_str().is_some_and(|m| m.contains("\"legacy\"")), "{}", a.text);
     }
     assert_eq!(balance(&app, &user).await["flexible"], 0, "nothing was guessed");
-    let failed: Vec<_> = logs.lines().into_iter().filter(|l| l["message"] == "request failed").collect();
+    let failed: Vec<_> = logs
+        .lines()
+        .into_iter()
+        .filter(|l| l["message"] == "request failed" && l["span"]["user"] == user.as_str())
+        .collect();
     assert_eq!(failed.len(), 2);
     assert!(failed.iter().all(|l| l["detail"].as_str().is_some_and(|d| d.contains("legacy"))), "{failed:#?}");
 }
@@ -87,14 +91,18 @@ async fn an_overflowing_grant_is_logged_counted_and_does_not_stop_the_others() {
 
 #[tokio::test]
 async fn a_ledger_entry_that_cannot_be_built_answers_500_with_a_log_line_naming_why() {
-    let (logs, _guard) = capture_logs();
+    let logs = capture_logs();
     let app = app().await;
     let (user, _) = new_user(&app, "free").await;
     set_account_attributes(&app, &user, &[("bal_plan", n(i64::MAX - 1))]).await;
     let a = change_plan(&app, json!({"user_id": user, "change_id": "up", "plan": "pro"})).await;
     assert_eq!((a.status, a.code()), (500, "internal"), "{}", a.text);
     assert!(!a.text.contains("plan_change"), "the reason stays out of the body: {}", a.text);
-    let failed: Vec<_> = logs.lines().into_iter().filter(|l| l["message"] == "request failed").collect();
+    let failed: Vec<_> = logs
+        .lines()
+        .into_iter()
+        .filter(|l| l["message"] == "request failed" && l["span"]["user"] == user.as_str())
+        .collect();
     assert_eq!(failed.len(), 1, "{:#?}", logs.lines());
     let detail = failed[0]["detail"].as_str().unwrap_or("");
     assert!(detail.contains("plan_change") && detail.contains("below zero or past the largest number"), "{detail}");
