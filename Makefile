@@ -1,5 +1,5 @@
 # The two commands a user needs: `make test` and (later) `make run`.
-.PHONY: test check run demo emulator watch bench venv fmt lint clean
+.PHONY: test check chaos run demo emulator watch bench venv fmt lint clean
 
 ## Run every test against a fresh local emulator (installs what it needs).
 test:
@@ -28,6 +28,12 @@ emulator: venv
 watch:
 	bash infra/venv.sh local
 	bash -c 'source infra/env.sh && PATH="$$PWD/.venv/bin:$$PATH" exec cargo lambda watch'
+
+## Fault injection, full: 3 seeds x 15% and 30% fault rates, 30 users and 200 operations a run (CHAOS_* to change).
+chaos:
+	bash infra/with-emulator.sh credits-chaos env CHAOS_SEEDS="$${CHAOS_SEEDS:-1 2 3}" CHAOS_RATES="$${CHAOS_RATES:-0.15 0.3}" \
+		CHAOS_USERS="$${CHAOS_USERS:-30}" CHAOS_OPERATIONS="$${CHAOS_OPERATIONS:-200}" \
+		cargo test --quiet -p integration-tests --test chaos
 
 ## Rollover benchmark: 20,000 due accounts in a fresh emulator (BENCH_ACCOUNTS to change).
 bench:

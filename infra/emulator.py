@@ -1,7 +1,7 @@
 """Serves moto's DynamoDB and SES v2 on loopback, one request at a time.
 
-Two changes to moto's stock server, both for correctness and speed of the
-tests, neither visible to the functions:
+Changes to moto's stock server, for correctness and speed of the tests,
+none visible to the functions:
 
 * Single-threaded: moto's DynamoDB is not atomic under concurrent requests
   (500 concurrent increments once ended at 499). One request at a time makes
@@ -10,6 +10,9 @@ tests, neither visible to the functions:
   comparisons: stock moto sorts the whole table that way on every query
   (seconds per query at 80,000 items); here the same order comes from plain
   tuples.
+* `GET /_emulator/ses/messages` lists the messages SES accepted, straight
+  from the backend (`/moto-api/data.json` walks every object ever created
+  and takes tens of seconds on long runs).
 * Transactions back up only the items they touch: stock moto deep-copies the
   whole table for every item of every TransactWriteItems (to roll back on a
   cancellation), so a transaction's cost grows with the table. Here the
@@ -19,6 +22,7 @@ tests, neither visible to the functions:
 
 import argparse
 import copy
+import json
 import logging
 
 import moto.dynamodb.models as dynamodb_models
@@ -114,6 +118,34 @@ def all_items(self):
 Table.all_items = all_items
 
 
+def ses_messages() -> list:
+    """Every message the emulated SES accepted, oldest first."""
+    from moto.ses.models import ses_backends
+
+    out = []
+    for account_id in list(ses_backends.keys()):
+        for region, backend in list(ses_backends[account_id].items()):
+            for m in getattr(backend, "sent_messages", []):
+                destinations = getattr(m, "destinations", {}) or {}
+                to = destinations.get("ToAddresses", []) if isinstance(destinations, dict) else list(destinations)
+                out.append({"id": m.id, "source": m.source, "to": to,
+                            "subject": getattr(m, "subject", ""), "body": getattr(m, "body", "")})
+    return out
+
+
+def with_emulator_routes(app):
+    """The moto application, with this emulator's own read-only routes."""
+
+    def wrapped(environ, start_response):
+        if environ.get("PATH_INFO") == "/_emulator/ses/messages":
+            body = json.dumps(ses_messages()).encode()
+            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+        return app(environ, start_response)
+
+    return wrapped
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default="127.0.0.1")
@@ -122,7 +154,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quiet:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    app = DomainDispatcherApplication(create_backend_app)
+    app = with_emulator_routes(DomainDispatcherApplication(create_backend_app))
     run_simple(args.host, args.port, app, threaded=False, processes=1, use_reloader=False, use_debugger=False)
 
 

@@ -74,6 +74,20 @@ pub async fn app() -> App {
     app_with(&[], None).await
 }
 
+/// The app on `table`, reaching DynamoDB and SES through `endpoint` (the
+/// fault proxy) instead of the environment's endpoint: otherwise configured
+/// and built exactly as a deployed function is.
+pub async fn app_through(endpoint: &str, table: &str) -> App {
+    let config =
+        Config::from_lookup(
+            |name| if name == "TABLE_NAME" { Some(table.to_owned()) } else { std::env::var(name).ok() },
+        )
+        .expect("test configuration (run the tests through `make test`)");
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).endpoint_url(endpoint).load().await;
+    App::new(config, aws_sdk_dynamodb::Client::new(&sdk), aws_sdk_sesv2::Client::new(&sdk), Mail::Required)
+        .expect("app")
+}
+
 /// The app on its own fresh table, with `overrides` on top.
 pub async fn app_on_fresh_table(overrides: &[(&str, &str)]) -> App {
     let table = crate::table::fresh_table(&app().await).await;
@@ -105,6 +119,18 @@ pub async fn plan_change_event(app: &App, event: &Value) -> Answer {
 /// Sends an event through `spend`.
 pub async fn spend_event(app: &App, event: &Value) -> Answer {
     answer(spend::handle(app, request(event)).await.expect("handlers never fail"))
+}
+
+/// Sends an event through the function of this name.
+pub async fn send_to(app: &App, function: &str, event: &Value) -> Answer {
+    match function {
+        "referral-signup" => signup_event(app, event).await,
+        "purchase" => purchase_event(app, event).await,
+        "upgrade-bonus" => plan_change_event(app, event).await,
+        "spend" => spend_event(app, event).await,
+        "account" => account_event(app, event).await,
+        other => panic!("no HTTP function {other}"),
+    }
 }
 
 /// Changes plan through the handler with this JSON body.

@@ -1,32 +1,32 @@
-//! What only the emulator can tell.
+//! What only the emulator and the fault proxy can tell, over plain HTTP.
 
 use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Messages the emulator's SES accepted (from `/moto-api/data.json`).
-pub async fn sent_emails() -> Vec<Value> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL");
-    let host = endpoint.trim_start_matches("http://").trim_end_matches('/').to_owned();
-    let mut stream = tokio::net::TcpStream::connect(&host).await.expect("emulator reachable");
-    let req = format!("GET /moto-api/data.json HTTP/1.0\r\nHost: {host}\r\n\r\n");
-    stream.write_all(req.as_bytes()).await.expect("send");
+/// Sends one HTTP/1.0 request to `base` (`http://host:port`) and returns the
+/// answer's body as JSON.
+pub async fn http_json(base: &str, method: &str, path: &str, body: Option<&Value>) -> Value {
+    let host = base.trim_start_matches("http://").trim_end_matches('/').to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&host).await.unwrap_or_else(|e| panic!("{host} reachable: {e}"));
+    let payload = body.map(Value::to_string).unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.0\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{payload}",
+        payload.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("send");
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).await.expect("read");
     let raw = String::from_utf8_lossy(&raw);
     let body = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    let data: Value = serde_json::from_str(body).expect("data.json");
-    let mut out = Vec::new();
-    collect_messages(&data["ses"], &mut out);
-    out
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {body}"))
 }
 
-fn collect_messages(v: &Value, out: &mut Vec<Value>) {
-    match v {
-        Value::Object(map) if map.contains_key("destinations") || map.contains_key("destination") => {
-            out.push(v.clone())
-        }
-        Value::Object(map) => map.values().for_each(|v| collect_messages(v, out)),
-        Value::Array(items) => items.iter().for_each(|v| collect_messages(v, out)),
-        _ => {}
+/// Messages the emulator's SES accepted, oldest first: `{"id", "source",
+/// "to": [...], "subject", "body"}` (the body is the HTML part).
+pub async fn sent_emails() -> Vec<Value> {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL");
+    match http_json(&endpoint, "GET", "/_emulator/ses/messages", None).await {
+        Value::Array(messages) => messages,
+        other => panic!("not a list of messages: {other}"),
     }
 }

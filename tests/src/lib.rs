@@ -10,7 +10,9 @@
 //! | [`emulator`] | what only the emulator can tell: the emails SES accepted |
 //! | [`invariants`] | checks that hold for every account, read from the table |
 //! | [`logs`] | the log lines the functions write |
+//! | [`chaos`] | the fault-injection suite: workload, invariants, self-test |
 
+pub mod chaos;
 pub mod drivers;
 pub mod emulator;
 pub mod events;

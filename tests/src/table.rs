@@ -50,6 +50,28 @@ pub async fn partition(app: &App, pk: &str) -> Vec<Item> {
     }
 }
 
+/// Every item of the app's table (a scan: for tests only).
+pub async fn scan(app: &App) -> Vec<Item> {
+    let db = dynamodb().await;
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let out = db
+            .scan()
+            .table_name(&app.config.table_name)
+            .set_exclusive_start_key(start)
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("scan");
+        items.extend(out.items.unwrap_or_default());
+        start = out.last_evaluated_key;
+        if start.is_none() {
+            return items;
+        }
+    }
+}
+
 /// The account item of a user, as stored.
 pub async fn account_item(app: &App, user: &str) -> Item {
     let items = partition(app, &format!("USER#{user}")).await;

@@ -228,3 +228,42 @@ async fn a_store_error_marking_one_email_sent_does_not_stop_the_run() {
     assert_eq!(report, json!({"sent": 2, "retried": 0, "failed": 0, "throttled": 0, "errors": 1, "remaining": true}));
     assert_eq!((mark_first.num_calls(), mark_second.num_calls()), (1, 1), "the run went on to the second email");
 }
+
+fn throttled() -> aws_sdk_dynamodb::operation::query::QueryError {
+    aws_sdk_dynamodb::operation::query::QueryError::ThrottlingException(
+        aws_sdk_dynamodb::types::error::ThrottlingException::builder().message("slow down").build(),
+    )
+}
+
+#[tokio::test]
+async fn a_throttled_page_of_the_schedule_is_tried_again_and_the_run_completes() {
+    let first = mock!(aws_sdk_dynamodb::Client::query)
+        .match_requests(|req| shard_of(req) == "DUE#00")
+        .sequence()
+        .error(throttled)
+        .times(2)
+        .output(|| QueryOutput::builder().build())
+        .build();
+    let rest = mock!(aws_sdk_dynamodb::Client::query).then_output(|| QueryOutput::builder().build());
+    let db = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&first, &rest]);
+    let mocked = mocked_app(db, aws_sdk_sesv2::Client::new(&sdk_config().await));
+    let report = rollover_at(&mocked, "2026-01-01T00:00:00Z", 0).await;
+    assert_eq!(report, json!({"rolled_over": 0, "cycles": 0, "errors": 0, "remaining": false}));
+    assert!(first.num_calls() >= 3, "{} calls", first.num_calls());
+    assert_eq!(rest.num_calls(), 15, "every other shard was read");
+}
+
+#[tokio::test]
+async fn a_page_that_keeps_failing_is_counted_and_the_other_shards_still_run() {
+    let broken = mock!(aws_sdk_dynamodb::Client::query)
+        .match_requests(|req| shard_of(req) == "OUTBOX#03")
+        .then_error(|| aws_sdk_dynamodb::operation::query::QueryError::ResourceNotFoundException(not_found()));
+    let rest = mock!(aws_sdk_dynamodb::Client::query).then_output(|| QueryOutput::builder().build());
+    let db = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&broken, &rest]);
+    let send =
+        mock!(aws_sdk_sesv2::Client::send_email).then_output(|| SendEmailOutput::builder().message_id("m").build());
+    let ses = mock_client!(aws_sdk_sesv2, RuleMode::MatchAny, [&send]);
+    let report = outbox_at(&mocked_app(db, ses), "2026-01-01T00:00:00Z").await;
+    assert_eq!(report, json!({"sent": 0, "retried": 0, "failed": 0, "throttled": 0, "errors": 1, "remaining": true}));
+    assert_eq!(rest.num_calls(), 15);
+}

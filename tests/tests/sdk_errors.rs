@@ -173,3 +173,44 @@ async fn ses_throttling_keeps_the_purchase_and_records_the_attempt() {
     assert!(send.num_calls() >= 1);
     assert_eq!(failed_attempt.num_calls(), 1, "the email stays pending with its attempt recorded");
 }
+
+fn read_conflict() -> TransactGetItemsError {
+    TransactGetItemsError::TransactionCanceledException(
+        TransactionCanceledException::builder()
+            .message("Transaction cancelled")
+            .cancellation_reasons(CancellationReason::builder().code("None").build())
+            .cancellation_reasons(CancellationReason::builder().code("TransactionConflict").build())
+            .build(),
+    )
+}
+
+#[tokio::test]
+async fn a_read_cancelled_by_a_transaction_in_flight_is_retried() {
+    let (user, account) = stored_account("pro").await;
+    let read = mock!(aws_sdk_dynamodb::Client::transact_get_items)
+        .sequence()
+        .error(read_conflict)
+        .times(2)
+        .output(move || {
+            TransactGetItemsOutput::builder()
+                .responses(ItemResponse::builder().set_item(Some(account.clone())).build())
+                .responses(ItemResponse::builder().build())
+                .build()
+        })
+        .build();
+    let write = mock!(aws_sdk_dynamodb::Client::transact_write_items)
+        .then_output(|| TransactWriteItemsOutput::builder().build());
+    let mark = mock!(aws_sdk_dynamodb::Client::update_item).then_output(|| UpdateItemOutput::builder().build());
+    let db = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&read, &write, &mark]);
+
+    let a = buy(&mocked_app(db, ses_ok()), purchase_of(&user)).await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    assert_eq!(read.num_calls(), 3, "two cancelled reads, then the one the purchase used");
+    assert_eq!(write.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn reads_that_keep_conflicting_end_in_503_not_500() {
+    let a = purchase_when_reading_fails(read_conflict).await;
+    assert_eq!((a.status, a.code()), (503, "unavailable"), "{}", a.text);
+}

@@ -27,10 +27,16 @@ pub async fn deliver(store: &Store, mailer: &Mailer, emails: &[OutboxEmail], now
     for email in emails {
         let to = redact(&email.to);
         match mailer.send(email).await {
-            Ok(message_id) => match store.email_sent(&email.id, &message_id, now).await {
-                Ok(()) => tracing::info!(email_id = %email.id, kind = email.kind.as_str(), %to, "email sent"),
-                Err(e) => tracing::warn!(email_id = %email.id, error = %e, "email sent but not marked sent"),
-            },
+            // SES has it: a lost mark means the scheduled sender sends it again.
+            Ok(message_id) => {
+                match persist(&Budget::unbounded(), "mark sent", || store.email_sent(&email.id, &message_id, now)).await
+                {
+                    Ok(()) => tracing::info!(email_id = %email.id, kind = email.kind.as_str(), %to, "email sent"),
+                    Err(e) => {
+                        tracing::warn!(email_id = %email.id, error = %e, "email sent but not marked sent; it may be sent again")
+                    }
+                }
+            }
             Err(e) => {
                 let next = now + backoff(1);
                 tracing::warn!(email_id = %email.id, kind = email.kind.as_str(), %to, error = %e,

@@ -92,22 +92,28 @@ impl Budget {
 const FIRST_PAUSE: Duration = Duration::from_millis(100);
 /// Longest pause between two tries.
 const MAX_PAUSE: Duration = Duration::from_secs(5);
+/// Tries of one store call: with the pauses, about 3 s of DynamoDB
+/// throttling on top of the SDK's own retries.
+pub const PERSIST_TRIES: u32 = 6;
 
-/// Calls `call` until it succeeds, a non-transient error comes back, or the
-/// budget leaves no time for another pause: for the reads a scheduled run
-/// cannot do without (a page of the schedule, a batch of accounts), where
-/// giving up early would leave the backlog to the next run. Each transient
-/// failure is logged.
+/// Calls `call` until it succeeds, a non-transient error comes back, it was
+/// tried [`PERSIST_TRIES`] times, or the budget leaves no time for another
+/// pause: for store calls a scheduled run cannot do without (a page of the
+/// schedule, a batch of accounts, an email's sent mark), where giving up
+/// early would leave the backlog to the next run. Each transient failure is
+/// logged.
 pub async fn persist<T, F, Fut>(budget: &Budget, what: &str, mut call: F) -> Result<T, StoreError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, StoreError>>,
 {
     let mut pause = FIRST_PAUSE;
+    let mut tries = 0;
     loop {
+        tries += 1;
         match call().await {
             Ok(value) => return Ok(value),
-            Err(e) if e.is_transient() && budget.allows(pause) => {
+            Err(e) if e.is_transient() && tries < PERSIST_TRIES && budget.allows(pause) => {
                 tracing::warn!(error = %e, pause_ms = pause.as_millis() as u64, "{what} failed; trying again");
                 tokio::time::sleep(pause.mul_f64(0.5 + fastrand::f64() / 2.0)).await;
                 pause = (pause * 2).min(MAX_PAUSE);
@@ -183,6 +189,18 @@ mod tests {
         .await;
         assert!(result.is_err());
         assert_eq!(calls, 1);
+    }
+
+    #[tokio::test]
+    async fn persist_gives_up_after_its_tries() {
+        let mut calls = 0;
+        let result: Result<(), _> = persist(&Budget::unbounded(), "test", || {
+            calls += 1;
+            async { Err(StoreError::Unavailable("slow down".into())) }
+        })
+        .await;
+        assert!(result.is_err());
+        assert_eq!(calls, PERSIST_TRIES);
     }
 
     #[tokio::test]
