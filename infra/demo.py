@@ -2,10 +2,11 @@
 
 Uses a running `make run` on localhost:9000, or starts one (and stops it at
 the end). A user signs up and shares the referral link, a friend signs up
-through it, upgrades to Pro, buys $10 of flexible credits and spends some,
-then a rollover tick passes the friend's cycle end. Each step prints the
+through it, upgrades to Pro, buys $10 of flexible credits and spends some;
+the payment is charged back (debt), a second purchase repays the debt, and a
+rollover tick passes the friend's cycle end. Each step prints the
 request, the response and both balances; at the end, the emails the emulator
-received. Exits non-zero as soon as a step does not behave as API.md says.
+received. Exits non-zero as soon as a step does not behave as documented.
 """
 
 import json
@@ -63,12 +64,15 @@ def expect(ok, what):
         raise StepFailed(what)
 
 
+FIGURES = ("plan", "bonus", "flexible", "held", "debt", "total")
+
+
 def table(users):
-    rows = [("user", "plan", "bonus", "flexible", "total")]
+    rows = [("user",) + FIGURES]
     for name, user in users:
         b = balance(user)
-        rows.append((name, str(b["plan"]), str(b["bonus"]), str(b["flexible"]), str(b["total"])))
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        rows.append((name,) + tuple(str(b[f]) for f in FIGURES))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for i, row in enumerate(rows):
         print("    " + "  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))))
         if i == 0:
@@ -126,38 +130,40 @@ def story():
     expect(again == p, "a replay answers the original receipt, crediting nothing")
     table(people)
 
+    c = step(8, "Bob's bank charges the payment back, after he spent part of it", "POST", "/v1/reversals",
+             {"user_id": bob, "reversal_id": f"dispute-{tag}", "payment_id": f"pay-{tag}", "reason": "chargeback"},
+             expect_status=201)
+    expect(c["reversal"]["from"] == {"plan": 0, "bonus": 0, "flexible": 2500}, "flexible first: all 2,500 left")
+    expect(c["reversal"]["debt_added"] == 500 and c["balance"]["debt"] == 500, "the 500 he spent become debt")
+    table(people)
+
+    r = step(9, "Bob buys $5 of credits: the debt is repaid first", "POST", "/v1/purchases",
+             {"user_id": bob, "payment_id": f"pay2-{tag}", "amount_cents": 500, "currency": "USD"}, expect_status=201)
+    expect(r["balance"]["flexible"] == 1000 and r["balance"]["debt"] == 0, "1,500 credits: 500 repay the debt, 1,000 stay")
+    entry = step(10, "Bob's ledger shows both parts of that purchase", "GET", "/v1/me/ledger?limit=1", user=bob,
+                 expect_status=200)["entries"][0]
+    expect(entry["delta"]["flexible"] == 1000 and entry["delta"]["debt"] == -500, "delta: flexible +1,000, debt -500")
+    table(people)
+
     end = datetime.fromisoformat(b["account"]["cycle_end"].replace("Z", "+00:00"))
     tick = (end + timedelta(minutes=1)).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    print(f"\n8. A rollover tick passes Bob's cycle end ({b['account']['cycle_end']})")
+    print(f"\n11. A rollover tick passes Bob's cycle end ({b['account']['cycle_end']})")
     print(f"   invoke rollover {json.dumps({'time': tick})}")
     report = invoke("rollover", {"time": tick})
     print(f"   response: {json.dumps(report)}")
     expect(report.get("rolled_over", 0) >= 2 and report.get("remaining") is False, "both accounts rolled over")
     after = balance(bob)
-    expect(after == {"plan": 5000, "bonus": 0, "flexible": 2500, "total": 7500}, f"bob: fresh Pro allowance, flexible kept: {after}")
+    expected = {"plan": 5000, "bonus": 0, "flexible": 1000, "held": 0, "debt": 0, "total": 6000}
+    expect(after == expected, f"bob: fresh Pro allowance, flexible kept: {after}")
     table(people)
 
-    print("\n9. Emails the emulator received")
-    with urllib.request.urlopen(f"{EMULATOR}/moto-api/data.json", timeout=30) as resp:
-        data = json.loads(resp.read())
-    mails = [m for m in find_messages(data.get("ses", {})) if tag in json.dumps(m)]
+    print("\n12. Emails the emulator received")
+    with urllib.request.urlopen(f"{EMULATOR}/_emulator/ses/messages", timeout=30) as resp:
+        mails = [m for m in json.loads(resp.read()) if tag in json.dumps(m)]
     for m in mails:
-        to = m.get("destinations", m.get("destination"))
-        print(f"   to {json.dumps(to)}: {m.get('subject')}")
-    expect(len(mails) == 3, f"three emails (signup bonus, upgrade bonus, receipt), got {len(mails)}")
-    print("\nThe demo behaved as API.md says.")
-
-
-def find_messages(node):
-    if isinstance(node, dict):
-        if "subject" in node and ("destinations" in node or "destination" in node):
-            yield node
-        else:
-            for v in node.values():
-                yield from find_messages(v)
-    elif isinstance(node, list):
-        for v in node:
-            yield from find_messages(v)
+        print(f"   to {json.dumps(m['to'])}: {m['subject']}")
+    expect(len(mails) == 4, f"four emails (signup bonus, upgrade bonus, two receipts), got {len(mails)}")
+    print("\nThe demo behaved as the API reference says.")
 
 
 def api_up():

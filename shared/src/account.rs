@@ -2,9 +2,9 @@
 //! transaction: bucket deltas with their ledger entries, and the counters
 //! the rules keep.
 
-use crate::balance::{Balance, Delta};
+use crate::balance::{credit, Balance, Bucket, Delta};
 use crate::cycle::{serialize_time, Cycle, Time};
-use crate::ledger::{EntryKind, LedgerEntry};
+use crate::ledger::{EntryContext, EntryKind, LedgerEntry};
 use crate::plans::{Catalogue, Plan};
 use crate::types::redact;
 use serde::Serialize;
@@ -41,8 +41,13 @@ pub struct Account {
     pub cycle_referrals: i64,
     /// Accounts that recorded this one as their referrer.
     pub referral_signups: i64,
-    /// Everything earned from referrals.
+    /// Everything earned from referrals (less what clawbacks took back).
     pub rewarded_credits: i64,
+    /// What this account's referrer was paid for referring it: the signup
+    /// bonus and the upgrade bonuses; what a clawback takes back.
+    pub referral_paid: i64,
+    /// Whether this account's referral was clawed back: it pays nothing more.
+    pub referral_revoked: bool,
 }
 
 /// An account's plan name that the catalogue (`CREDITS_CONFIG`) no longer
@@ -114,6 +119,10 @@ pub struct Change {
     pub rewarded_credits: i64,
     /// Added to `referral_signups`.
     pub referral_signups: i64,
+    /// Added to `referral_paid`.
+    pub referral_paid: i64,
+    /// Marks the account's referral revoked.
+    pub revoke_referral: bool,
     /// A cap `cycle_referrals` must still be under when the write lands.
     pub cycle_referrals_below: Option<i64>,
     /// A move to a later cycle.
@@ -135,6 +144,8 @@ impl Change {
             cycle_referrals: 0,
             rewarded_credits: 0,
             referral_signups: 0,
+            referral_paid: 0,
+            revoke_referral: false,
             cycle_referrals_below: None,
             cycle: None,
             reset_cycle_referrals: false,
@@ -143,11 +154,7 @@ impl Change {
 
     /// The sum of the entries' deltas.
     pub fn delta(&self) -> Delta {
-        self.entries.iter().fold(Delta::default(), |sum, e| Delta {
-            plan: sum.plan + e.delta.plan,
-            bonus: sum.bonus + e.delta.bonus,
-            flexible: sum.flexible + e.delta.flexible,
-        })
+        self.entries.iter().fold(Delta::default(), |sum, e| sum.plus(e.delta))
     }
 }
 
@@ -192,6 +199,31 @@ impl Entries {
 
     /// Adds an entry.
     pub fn push(&mut self, kind: EntryKind, delta: Delta, reference: &str) -> Result<(), LedgerError> {
+        self.push_with(kind, delta, reference, EntryContext::default())
+    }
+
+    /// Adds a credit of `amount` to `bucket`: it repays the debt first, and
+    /// the entry shows the bucket's part and the debt's. Returns the delta.
+    pub fn credit(
+        &mut self,
+        kind: EntryKind,
+        bucket: Bucket,
+        amount: i64,
+        reference: &str,
+    ) -> Result<Delta, LedgerError> {
+        let delta = credit(self.balance, bucket, amount);
+        self.push(kind, delta, reference)?;
+        Ok(delta)
+    }
+
+    /// Adds an entry that carries a correction's context.
+    pub fn push_with(
+        &mut self,
+        kind: EntryKind,
+        delta: Delta,
+        reference: &str,
+        context: EntryContext,
+    ) -> Result<(), LedgerError> {
         let after = self.balance.apply(delta).ok_or_else(|| LedgerError {
             user: redact(&self.change.user_id),
             kind: kind.as_str(),
@@ -206,6 +238,7 @@ impl Entries {
             delta,
             balance_after: after,
             reference: reference.to_owned(),
+            context,
         });
         self.next_seq += 1;
         Ok(())
@@ -250,6 +283,8 @@ pub(crate) mod fixtures {
             cycle_referrals: 0,
             referral_signups: 0,
             rewarded_credits: 0,
+            referral_paid: 0,
+            referral_revoked: false,
         }
     }
 }
@@ -261,15 +296,15 @@ mod tests {
 
     #[test]
     fn entries_are_numbered_after_the_last_and_carry_their_balance() {
-        let a = account("u", "free", "2026-01-01T00:00:00Z", Balance { plan: 10, bonus: 0, flexible: 0 });
+        let a = account("u", "free", "2026-01-01T00:00:00Z", Balance { plan: 10, ..Balance::default() });
         let mut entries = Entries::on(&a, a.cycle.start);
         entries.push(EntryKind::Spend, Delta::plan(-4), "s").expect("fits");
-        entries.push(EntryKind::Purchase, Delta::flexible(7), "p").expect("fits");
+        entries.push(EntryKind::Purchase, Delta::to(Bucket::Flexible, 7), "p").expect("fits");
         let change = entries.finish();
         let seqs: Vec<(u64, i64)> = change.entries.iter().map(|e| (e.seq, e.balance_after.total())).collect();
         assert_eq!(seqs, [(4, 6), (5, 13)]);
         assert_eq!((change.user_id.as_str(), change.version), ("u", 3));
-        assert_eq!(change.delta(), Delta { plan: -4, bonus: 0, flexible: 7 });
+        assert_eq!(change.delta(), Delta { plan: -4, flexible: 7, ..Delta::default() });
     }
 
     #[test]
@@ -293,5 +328,108 @@ mod tests {
         let err = a.current_plan(&Catalogue::default()).expect_err("not in the catalogue");
         assert_eq!(err, UnknownPlan { user: "u".into(), plan: "legacy".into() });
         assert!(err.to_string().contains("\"legacy\""));
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    //! Any sequence of the rules' moves keeps the ledger's invariants.
+
+    use super::fixtures::account;
+    use super::*;
+    use crate::balance::{draw, take, Parts, CLAWBACK_ORDER, REVERSAL_ORDER};
+    use proptest::prelude::*;
+
+    #[derive(Clone, Debug)]
+    enum Move {
+        Purchase(i64),
+        Spend(i64),
+        Reversal(i64),
+        AdjustUp(Bucket, i64),
+        AdjustDown(Bucket, i64),
+        Clawback(i64),
+        CycleGrant(i64),
+    }
+
+    fn a_move() -> impl Strategy<Value = Move> {
+        let bucket = prop_oneof![Just(Bucket::Bonus), Just(Bucket::Flexible)];
+        prop_oneof![
+            (1..5_000_i64).prop_map(Move::Purchase),
+            (1..5_000_i64).prop_map(Move::Spend),
+            (1..5_000_i64).prop_map(Move::Reversal),
+            (bucket.clone(), 1..5_000_i64).prop_map(|(b, n)| Move::AdjustUp(b, n)),
+            (bucket, 1..5_000_i64).prop_map(|(b, n)| Move::AdjustDown(b, n)),
+            (1..5_000_i64).prop_map(Move::Clawback),
+            (0..5_000_i64).prop_map(Move::CycleGrant),
+        ]
+    }
+
+    /// Applies one move as the routes do; `false` where the route refuses it.
+    fn apply(entries: &mut Entries, m: &Move) -> Result<bool, LedgerError> {
+        let balance = entries.balance();
+        let taken = |parts: Parts, short: i64| Delta { debt: short, ..Delta::out_of(parts) };
+        match *m {
+            Move::Purchase(n) => entries.credit(EntryKind::Purchase, Bucket::Flexible, n, "p").map(|_| true),
+            Move::Spend(n) => match draw(balance, n) {
+                Ok(parts) => entries.push(EntryKind::Spend, Delta::out_of(parts), "s").map(|_| true),
+                Err(_) => Ok(false),
+            },
+            Move::Reversal(n) => {
+                let (parts, short) = take(balance, n, REVERSAL_ORDER);
+                entries.push(EntryKind::Reversal, taken(parts, short), "r").map(|_| true)
+            }
+            Move::AdjustUp(b, n) => entries.credit(EntryKind::Adjustment, b, n, "a").map(|_| true),
+            Move::AdjustDown(b, n) if balance.bucket(b) >= n => {
+                entries.push(EntryKind::Adjustment, Delta::to(b, -n), "a").map(|_| true)
+            }
+            Move::AdjustDown(..) => Ok(false),
+            Move::Clawback(n) => {
+                let (parts, short) = take(balance, n, CLAWBACK_ORDER);
+                entries.push(EntryKind::Clawback, taken(parts, short), "k").map(|_| true)
+            }
+            Move::CycleGrant(n) => {
+                if balance.plan > 0 {
+                    entries.push(EntryKind::Expire, Delta::plan(-balance.plan), "c")?;
+                }
+                entries.credit(EntryKind::CycleGrant, Bucket::Plan, n, "c").map(|_| true)
+            }
+        }
+    }
+
+    proptest! {
+        /// No figure negative, every figure the sum of its deltas, and a
+        /// debt repaid before any bucket grows.
+        #[test]
+        fn the_ledger_explains_every_balance_through_any_corrections(moves in proptest::collection::vec(a_move(), 0..60)) {
+            let mut acct = account("u", "pro", "2026-01-31T10:00:00Z", Balance { plan: 1_000, ..Balance::default() });
+            acct.ledger_seq = 0;
+            let mut ledger: Vec<LedgerEntry> = Vec::new();
+            let start = acct.balance;
+            for m in &moves {
+                let mut entries = Entries::on(&acct, acct.cycle.start);
+                let before = entries.balance();
+                prop_assert!(apply(&mut entries, m).is_ok(), "{m:?} on {before:?}");
+                let after = entries.balance();
+                let change = entries.finish();
+                for e in &change.entries {
+                    let b = e.balance_after;
+                    prop_assert!([b.plan, b.bonus, b.flexible, b.held, b.debt].iter().all(|f| *f >= 0), "{e:?}");
+                    let grows = e.delta.plan > 0 || e.delta.bonus > 0 || e.delta.flexible > 0;
+                    prop_assert!(!grows || b.debt == 0, "a bucket grew while a debt remained: {e:?}");
+                }
+                acct.balance = after;
+                acct.ledger_seq += change.entries.len() as u64;
+                ledger.extend(change.entries);
+            }
+            let sum = ledger.iter().fold(Delta::default(), |s, e| s.plus(e.delta));
+            let end = [start.plan + sum.plan, start.bonus + sum.bonus, start.flexible + sum.flexible, sum.held, sum.debt];
+            let b = acct.balance;
+            prop_assert_eq!(end, [b.plan, b.bonus, b.flexible, b.held, b.debt]);
+            let seqs: Vec<u64> = ledger.iter().map(|e| e.seq).collect();
+            prop_assert_eq!(seqs, (1..=ledger.len() as u64).collect::<Vec<_>>());
+            if let Some(last) = ledger.last() {
+                prop_assert_eq!(last.balance_after, acct.balance);
+            }
+        }
     }
 }

@@ -221,6 +221,8 @@ pub struct Receipt<'a> {
     pub rate_per_dollar: i64,
     /// The buyer's plan.
     pub plan: &'a str,
+    /// Credits that went to repay a debt rather than to the bucket.
+    pub debt_repaid: i64,
     /// The balance after the purchase.
     pub balance: Balance,
 }
@@ -242,7 +244,15 @@ pub fn purchase_receipt(r: &Receipt<'_>, to: &str, at: Time) -> OutboxEmail {
                 r.plan,
                 r.rate_per_dollar
             ),
-            format!("Flexible credits never expire. Your balance is now {} credits.", thousands(r.balance.total())),
+            if r.debt_repaid > 0 {
+                format!(
+                    "{} of them repaid what you owed after an earlier refund or correction.",
+                    thousands(r.debt_repaid)
+                )
+            } else {
+                "Flexible credits never expire.".to_owned()
+            },
+            format!("Your balance is now {} credits.", thousands(r.balance.total())),
         ],
         at,
     )
@@ -355,7 +365,8 @@ mod tests {
             credits: 3_000,
             rate_per_dollar: 300,
             plan: "pro",
-            balance: Balance { plan: 5_000, bonus: 0, flexible: 3_000 },
+            debt_repaid: 0,
+            balance: Balance { plan: 5_000, bonus: 0, flexible: 3_000, ..Balance::default() },
         };
         let email = purchase_receipt(&r, "a@b.c", at);
         assert!(email.html.contains("p&lt;1&gt;"));

@@ -66,6 +66,21 @@ impl ApiError {
         ApiError::new(404, "account_not_found", "no account has this user_id")
     }
 
+    /// 404 `purchase_not_found`: a reversal of a payment that is not a purchase of that user.
+    pub fn purchase_not_found() -> ApiError {
+        ApiError::new(404, "purchase_not_found", "this user made no purchase with this payment_id")
+    }
+
+    /// 404 `referral_not_found`: a clawback for a user who has no referrer.
+    pub fn referral_not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(404, "referral_not_found", message)
+    }
+
+    /// 409 `reversal_exceeds_purchase`: reversals of one purchase would exceed its credits.
+    pub fn reversal_exceeds_purchase(message: impl Into<String>) -> ApiError {
+        ApiError::new(409, "reversal_exceeds_purchase", message)
+    }
+
     /// 404 `not_found`: no such route or method on this function.
     pub fn not_found() -> ApiError {
         ApiError::new(404, "not_found", "no such route on this function")

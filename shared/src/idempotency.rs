@@ -24,6 +24,12 @@ pub enum Route {
     PlanChange,
     /// `POST /v1/spends`, keyed by `spend_id`.
     Spend,
+    /// `POST /v1/reversals`, keyed by `reversal_id`.
+    Reversal,
+    /// `POST /v1/adjustments`, keyed by `adjustment_id`.
+    Adjustment,
+    /// `POST /v1/referral-clawbacks`, keyed by `clawback_id` (scoped to the referred user).
+    Clawback,
 }
 
 impl Route {
@@ -34,6 +40,9 @@ impl Route {
             Route::Purchase => "POST /v1/purchases",
             Route::PlanChange => "POST /v1/plan-changes",
             Route::Spend => "POST /v1/spends",
+            Route::Reversal => "POST /v1/reversals",
+            Route::Adjustment => "POST /v1/adjustments",
+            Route::Clawback => "POST /v1/referral-clawbacks",
         }
     }
 
@@ -44,6 +53,9 @@ impl Route {
             Route::Purchase => "purchase",
             Route::PlanChange => "plan-change",
             Route::Spend => "spend",
+            Route::Reversal => "reversal",
+            Route::Adjustment => "adjustment",
+            Route::Clawback => "clawback",
         }
     }
 
@@ -54,6 +66,9 @@ impl Route {
             Route::Purchase => "payment_id",
             Route::PlanChange => "change_id",
             Route::Spend => "spend_id",
+            Route::Reversal => "reversal_id",
+            Route::Adjustment => "adjustment_id",
+            Route::Clawback => "clawback_id",
         }
     }
 
@@ -64,6 +79,9 @@ impl Route {
             Route::Purchase => "Purchase",
             Route::PlanChange => "PlanChange",
             Route::Spend => "Spend",
+            Route::Reversal => "Reversal",
+            Route::Adjustment => "Adjustment",
+            Route::Clawback => "Clawback",
         }
     }
 }
@@ -136,6 +154,12 @@ impl Canonical {
     /// Adds a whole-number field.
     pub fn number(mut self, name: &'static str, value: i64) -> Canonical {
         self.fields.push((name, Field::Number(value)));
+        self
+    }
+
+    /// Adds an optional whole-number field; absent and `null` are the same.
+    pub fn optional_number(mut self, name: &'static str, value: Option<i64>) -> Canonical {
+        self.fields.push((name, value.map_or(Field::Absent, Field::Number)));
         self
     }
 

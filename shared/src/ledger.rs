@@ -24,11 +24,17 @@ pub enum EntryKind {
     Expire,
     /// The plan's allowance for a new cycle.
     CycleGrant,
+    /// A purchase refunded or charged back.
+    Reversal,
+    /// A support correction or goodwill grant.
+    Adjustment,
+    /// A fraudulent referral's bonuses taken back from the referrer.
+    Clawback,
 }
 
 impl EntryKind {
     /// Every kind, for decoding.
-    pub const ALL: [EntryKind; 8] = [
+    pub const ALL: [EntryKind; 11] = [
         EntryKind::SignupGrant,
         EntryKind::Purchase,
         EntryKind::ReferralBonus,
@@ -37,6 +43,9 @@ impl EntryKind {
         EntryKind::Spend,
         EntryKind::Expire,
         EntryKind::CycleGrant,
+        EntryKind::Reversal,
+        EntryKind::Adjustment,
+        EntryKind::Clawback,
     ];
 
     /// The contract's name of the kind.
@@ -50,6 +59,9 @@ impl EntryKind {
             EntryKind::Spend => "spend",
             EntryKind::Expire => "expire",
             EntryKind::CycleGrant => "cycle_grant",
+            EntryKind::Reversal => "reversal",
+            EntryKind::Adjustment => "adjustment",
+            EntryKind::Clawback => "clawback",
         }
     }
 
@@ -78,6 +90,27 @@ pub struct LedgerEntry {
     /// The key or event that caused it.
     #[serde(rename = "ref")]
     pub reference: String,
+    /// What a correction records besides its key.
+    #[serde(flatten)]
+    pub context: EntryContext,
+}
+
+/// What a correction records on its ledger entry besides its key: absent
+/// fields are left out of the entry.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct EntryContext {
+    /// The purchase a reversal reverses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment_id: Option<String>,
+    /// The referred user whose referral a clawback revokes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub referred_user_id: Option<String>,
+    /// Why (`refund`, `chargeback`, `goodwill`, `fraud`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Support's note on an adjustment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 fn as_string<S: serde::Serializer>(seq: &u64, s: S) -> Result<S::Ok, S::Error> {

@@ -8,7 +8,7 @@
 //! entries; the referral cap's count starts afresh.
 
 use crate::account::{Account, Advance, Entries, LedgerError, UnknownPlan};
-use crate::balance::Delta;
+use crate::balance::{Bucket, Delta};
 use crate::cycle::{format_time, Time};
 use crate::ledger::EntryKind;
 use crate::plans::Catalogue;
@@ -65,7 +65,7 @@ pub fn rollover(
         if remainder > 0 {
             entries.push(EntryKind::Expire, Delta::plan(-remainder), &reference)?;
         }
-        entries.push(EntryKind::CycleGrant, Delta::plan(allowance), &reference)?;
+        entries.credit(EntryKind::CycleGrant, Bucket::Plan, allowance, &reference)?;
         cycle = cycle.next().ok_or_else(|| RolloverError::EndOfTime(crate::types::redact(&account.user_id)))?;
         cycles += 1;
     }
@@ -102,13 +102,17 @@ mod tests {
 
     #[test]
     fn one_cycle_expires_the_plan_remainder_and_grants_the_allowance() {
-        let a = account("pro", "2026-01-31T10:00:00Z", Balance { plan: 1_200, bonus: 250, flexible: 3_000 });
+        let a = account(
+            "pro",
+            "2026-01-31T10:00:00Z",
+            Balance { plan: 1_200, bonus: 250, flexible: 3_000, ..Balance::default() },
+        );
         let r = due(&a, "2026-02-28T10:00:00Z", 40);
         assert_eq!((r.cycles, r.caught_up), (1, true));
         let kinds: Vec<_> = r.change.entries.iter().map(|e| (e.kind, e.delta.plan, e.seq)).collect();
         assert_eq!(kinds, [(EntryKind::Expire, -1_200, 4), (EntryKind::CycleGrant, 5_000, 5)]);
         let last = r.change.entries.last().expect("entry").balance_after;
-        assert_eq!(last, Balance { plan: 5_000, bonus: 250, flexible: 3_000 });
+        assert_eq!(last, Balance { plan: 5_000, bonus: 250, flexible: 3_000, ..Balance::default() });
         let cycle = r.change.cycle.expect("cycle").to;
         assert_eq!(
             (format_time(cycle.start), format_time(cycle.end)),
@@ -120,7 +124,8 @@ mod tests {
 
     #[test]
     fn three_missed_cycles_each_write_their_entries_and_keep_the_anchor() {
-        let a = account("basic", "2028-01-31T00:00:00Z", Balance { plan: 0, bonus: 10, flexible: 0 });
+        let a =
+            account("basic", "2028-01-31T00:00:00Z", Balance { plan: 0, bonus: 10, flexible: 0, ..Balance::default() });
         let r = due(&a, "2028-04-30T00:00:00Z", 40);
         assert_eq!(r.cycles, 3);
         let refs: Vec<_> = r.change.entries.iter().map(|e| (e.kind, e.reference.as_str())).collect();
@@ -140,7 +145,11 @@ mod tests {
 
     #[test]
     fn after_a_downgrade_the_new_plan_is_granted() {
-        let a = account("free", "2026-03-15T12:00:00Z", Balance { plan: 4_000, bonus: 0, flexible: 0 });
+        let a = account(
+            "free",
+            "2026-03-15T12:00:00Z",
+            Balance { plan: 4_000, bonus: 0, flexible: 0, ..Balance::default() },
+        );
         let r = due(&a, "2026-04-15T12:00:00Z", 40);
         assert_eq!(r.change.entries.last().expect("grant").balance_after.plan, 1_000);
         assert_eq!(r.change.cycle_max_allowance, Some(1_000));
@@ -155,15 +164,33 @@ mod tests {
     }
 
     #[test]
+    fn a_cycle_grant_repays_debt_before_the_plan_bucket_grows() {
+        let a = account("pro", "2026-01-31T10:00:00Z", Balance { plan: 300, debt: 1_200, ..Balance::default() });
+        let r = due(&a, "2026-02-28T10:00:00Z", 40);
+        let deltas: Vec<_> = r.change.entries.iter().map(|e| (e.kind, e.delta.plan, e.delta.debt)).collect();
+        assert_eq!(deltas, [(EntryKind::Expire, -300, 0), (EntryKind::CycleGrant, 3_800, -1_200)]);
+        let last = r.change.entries.last().expect("entry").balance_after;
+        assert_eq!((last.plan, last.debt), (3_800, 0));
+    }
+
+    #[test]
     fn an_overflowing_grant_is_an_error_not_a_skip() {
-        let a = account("pro", "2026-01-31T10:00:00Z", Balance { plan: 0, bonus: i64::MAX - 100, flexible: 0 });
+        let a = account(
+            "pro",
+            "2026-01-31T10:00:00Z",
+            Balance { plan: 0, bonus: i64::MAX - 100, flexible: 0, ..Balance::default() },
+        );
         let err = rollover(&a, &Catalogue::default(), t("2026-03-01T00:00:00Z"), 40).expect_err("overflows");
         assert!(matches!(err, RolloverError::Ledger(_)), "{err}");
     }
 
     #[test]
     fn a_plan_the_catalogue_lost_is_an_error_not_a_grant_of_nothing() {
-        let a = account("legacy", "2026-01-31T10:00:00Z", Balance { plan: 700, bonus: 0, flexible: 0 });
+        let a = account(
+            "legacy",
+            "2026-01-31T10:00:00Z",
+            Balance { plan: 700, bonus: 0, flexible: 0, ..Balance::default() },
+        );
         let err = rollover(&a, &Catalogue::default(), t("2026-03-01T00:00:00Z"), 40).expect_err("unknown plan");
         assert!(err.to_string().contains("\"legacy\""), "{err}");
         // Not due yet: nothing to decide, so no error either.

@@ -116,6 +116,26 @@ pub async fn plan_change_event(app: &App, event: &Value) -> Answer {
     answer(upgrade_bonus::handle(app, request(event)).await.expect("handlers never fail"))
 }
 
+/// Sends an event through `corrections`.
+pub async fn corrections_event(app: &App, event: &Value) -> Answer {
+    answer(corrections::handle(app, request(event)).await.expect("handlers never fail"))
+}
+
+/// Reverses a purchase through the handler with this JSON body.
+pub async fn reverse(app: &App, body: Value) -> Answer {
+    corrections_event(app, &service_event("reversal.json", &body.to_string())).await
+}
+
+/// Adjusts a balance through the handler with this JSON body.
+pub async fn adjust(app: &App, body: Value) -> Answer {
+    corrections_event(app, &service_event("adjustment.json", &body.to_string())).await
+}
+
+/// Claws a referral back through the handler with this JSON body.
+pub async fn claw_back(app: &App, body: Value) -> Answer {
+    corrections_event(app, &service_event("clawback.json", &body.to_string())).await
+}
+
 /// Sends an event through `spend`.
 pub async fn spend_event(app: &App, event: &Value) -> Answer {
     answer(spend::handle(app, request(event)).await.expect("handlers never fail"))
@@ -129,6 +149,7 @@ pub async fn send_to(app: &App, function: &str, event: &Value) -> Answer {
         "upgrade-bonus" => plan_change_event(app, event).await,
         "spend" => spend_event(app, event).await,
         "account" => account_event(app, event).await,
+        "corrections" => corrections_event(app, event).await,
         other => panic!("no HTTP function {other}"),
     }
 }

@@ -26,6 +26,16 @@ pub fn attr_n(item: &Item, name: &str) -> i64 {
         .unwrap_or_else(|| panic!("{name} in {item:?}"))
 }
 
+/// A number attribute of an item, `default` where absent (items written
+/// before the attribute existed).
+pub fn attr_n_or(item: &Item, name: &str, default: i64) -> i64 {
+    if item.contains_key(name) {
+        attr_n(item, name)
+    } else {
+        default
+    }
+}
+
 /// Every item of a partition of the app's table.
 pub async fn partition(app: &App, pk: &str) -> Vec<Item> {
     let db = dynamodb().await;

@@ -21,7 +21,10 @@ async fn balance_shows_the_account_of_the_token_subject() {
     assert_eq!(a.json["user_id"], user.as_str());
     assert_eq!(a.json["plan"], "basic");
     assert_eq!(a.json["referral_code"], code.as_str());
-    assert_eq!(a.json["balance"], json!({"plan": 2000, "bonus": 0, "flexible": 0, "total": 2000}));
+    assert_eq!(
+        a.json["balance"],
+        json!({"plan": 2000, "bonus": 0, "flexible": 0, "held": 0, "debt": 0, "total": 2000})
+    );
     let keys: Vec<&String> = a.json.as_object().expect("object").keys().collect();
     assert_eq!(keys.len(), 7, "{keys:?}");
 }
@@ -69,8 +72,11 @@ async fn the_ledger_pages_newest_first_with_a_cursor() {
     assert_eq!(entries[0]["entry_id"], "4");
     assert_eq!(entries[0]["kind"], "purchase");
     assert_eq!(entries[0]["ref"], "p2");
-    assert_eq!(entries[0]["delta"], json!({"plan": 0, "bonus": 0, "flexible": 900}));
-    assert_eq!(entries[0]["balance_after"], json!({"plan": 5000, "bonus": 0, "flexible": 1800, "total": 6800}));
+    assert_eq!(entries[0]["delta"], json!({"plan": 0, "bonus": 0, "flexible": 900, "held": 0, "debt": 0}));
+    assert_eq!(
+        entries[0]["balance_after"],
+        json!({"plan": 5000, "bonus": 0, "flexible": 1800, "held": 0, "debt": 0, "total": 6800})
+    );
     assert_eq!(entries[1]["entry_id"], "3");
     assert!(entries[0]["at"].as_str().is_some_and(|t| credits::cycle::parse_time(t).is_some()));
     let cursor = first.json["next_cursor"].as_str().expect("cursor").to_owned();

@@ -21,7 +21,10 @@ async fn an_upgrade_tops_up_the_plan_bucket_and_pays_the_referrer_once_per_plan(
     let a = change_plan(&app, json!({"user_id": friend, "change_id": change_id, "plan": "pro"})).await;
     assert_eq!(a.status, 200, "{}", a.text);
     assert_eq!(a.json["account"]["plan"], "pro");
-    assert_eq!(a.json["account"]["balance"], json!({"plan": 5000, "bonus": 0, "flexible": 0, "total": 5000}));
+    assert_eq!(
+        a.json["account"]["balance"],
+        json!({"plan": 5000, "bonus": 0, "flexible": 0, "held": 0, "debt": 0, "total": 5000})
+    );
     assert_eq!(a.json["upgrade_bonus"], json!({"referrer_bonus": 1500, "plans": ["basic", "pro"]}));
     assert_eq!(balance(&app, &referrer).await["bonus"].as_i64(), Some(referrer_before + 1500));
 

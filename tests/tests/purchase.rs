@@ -19,7 +19,7 @@ async fn a_pro_purchase_credits_three_per_cent_and_sends_a_receipt() {
         a.json,
         json!({
             "purchase": {"payment_id": payment, "amount_cents": 1000, "credits": 3000, "rate_per_dollar": 300, "plan": "pro"},
-            "balance": {"plan": 5000, "bonus": 0, "flexible": 3000, "total": 8000}
+            "balance": {"plan": 5000, "bonus": 0, "flexible": 3000, "held": 0, "debt": 0, "total": 8000}
         })
     );
     let email = outbox_item(&app, &email_id(EmailKind::PurchaseReceipt, &[&user, &payment]))

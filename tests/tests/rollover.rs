@@ -40,7 +40,7 @@ async fn month_end_anchors_and_leap_years_hold_across_cycles_and_other_buckets_c
         (a["cycle_start"].as_str(), a["cycle_end"].as_str()),
         (Some("2028-02-29T10:00:00Z"), Some("2028-03-31T10:00:00Z"))
     );
-    assert_eq!(a["balance"], json!({"plan": 5000, "bonus": 250, "flexible": 300, "total": 5550}));
+    assert_eq!(a["balance"], json!({"plan": 5000, "bonus": 250, "flexible": 300, "held": 0, "debt": 0, "total": 5550}));
     assert_eq!(rollover_at(&app, "2028-02-29T10:00:00Z", 0).await["rolled_over"], 0, "once per cycle");
 
     let later = rollover_at(&app, "2028-05-01T00:00:00Z", 0).await;

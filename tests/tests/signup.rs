@@ -18,7 +18,10 @@ async fn signup_creates_the_account_with_its_allowance_cycle_and_code() {
     assert_eq!(account["plan"], "pro");
     assert_eq!(account["cycle_start"], "2026-01-31T10:00:00Z");
     assert_eq!(account["cycle_end"], "2026-02-28T10:00:00Z");
-    assert_eq!(account["balance"], json!({"plan": 5000, "bonus": 0, "flexible": 0, "total": 5000}));
+    assert_eq!(
+        account["balance"],
+        json!({"plan": 5000, "bonus": 0, "flexible": 0, "held": 0, "debt": 0, "total": 5000})
+    );
     let code = account["referral_code"].as_str().expect("code");
     assert_eq!(code.len(), 8);
     assert!(code.bytes().all(|b| credits::referral::CODE_ALPHABET.contains(&b)), "{code}");
@@ -106,7 +109,10 @@ async fn a_referred_signup_rewards_the_referrer_and_emails_it() {
             .await;
     assert_eq!(a.status, 201, "{}", a.text);
     assert_eq!(a.json["referral"], json!({"status": "rewarded", "referrer_bonus": 250}));
-    assert_eq!(balance(&app, &referrer).await, json!({"plan": 1000, "bonus": 250, "flexible": 0, "total": 1250}));
+    assert_eq!(
+        balance(&app, &referrer).await,
+        json!({"plan": 1000, "bonus": 250, "flexible": 0, "held": 0, "debt": 0, "total": 1250})
+    );
 
     let r = account_event(&app, &user_event("referral.json", Some(&referrer), "")).await;
     assert_eq!(r.json["signups"], 1);

@@ -20,7 +20,7 @@ async fn spends_draw_plan_then_bonus_then_flexible() {
         a.json,
         json!({
             "spend": {"spend_id": "s1", "credits": 5100, "from": {"plan": 5000, "bonus": 100, "flexible": 0}},
-            "balance": {"plan": 0, "bonus": 150, "flexible": 300, "total": 450}
+            "balance": {"plan": 0, "bonus": 150, "flexible": 300, "held": 0, "debt": 0, "total": 450}
         })
     );
     let b = spend(&app, json!({"user_id": referrer, "spend_id": "s2", "credits": 400})).await;
@@ -28,7 +28,10 @@ async fn spends_draw_plan_then_bonus_then_flexible() {
     assert_eq!(b.json["balance"]["total"], 50);
     let ledger = account_event(&app, &user_event("ledger.json", Some(&referrer), "limit=1")).await;
     assert_eq!(ledger.json["entries"][0]["kind"], "spend");
-    assert_eq!(ledger.json["entries"][0]["delta"], json!({"plan": 0, "bonus": -150, "flexible": -250}));
+    assert_eq!(
+        ledger.json["entries"][0]["delta"],
+        json!({"plan": 0, "bonus": -150, "flexible": -250, "held": 0, "debt": 0})
+    );
     assert_ledger_explains_balance(&app, &referrer).await;
 }
 
@@ -42,7 +45,7 @@ async fn a_spend_larger_than_the_balance_is_402_and_deducts_nothing() {
     // The key was not used up: the same spend, once affordable, goes through.
     let exact = spend(&app, json!({"user_id": user, "spend_id": "all", "credits": 1000})).await;
     assert_eq!(exact.status, 201);
-    assert_eq!(exact.json["balance"], json!({"plan": 0, "bonus": 0, "flexible": 0, "total": 0}));
+    assert_eq!(exact.json["balance"], json!({"plan": 0, "bonus": 0, "flexible": 0, "held": 0, "debt": 0, "total": 0}));
     assert_eq!(spend(&app, json!({"user_id": user, "spend_id": "one", "credits": 1})).await.status, 402);
     assert_ledger_explains_balance(&app, &user).await;
 }

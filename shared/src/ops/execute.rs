@@ -3,7 +3,8 @@
 //! request, what was read, the catalogue and the time.
 //!
 //! 1. One read (`TransactGetItems`): the request's idempotency record, its
-//!    user's account and, where it names one, a referral code's owner.
+//!    user's account and, where it names them, a referral code's owner and
+//!    a purchase of the user's.
 //! 2. A record answers at once: the original body (a replay) when the
 //!    request hashes the same, 409 `idempotency_conflict` when it does not.
 //! 3. Accounts the decision needs besides the user's ([`Command::related`]:
@@ -26,7 +27,7 @@ use crate::http::{ApiError, Reply};
 use crate::idempotency::{Canonical, IdemRecord, RecordKey, RequestHash, Route};
 use crate::plans::Catalogue;
 use crate::referral::new_code;
-use crate::store::{CommitError, StoreError, Write};
+use crate::store::{CommitError, Lookups, PurchaseFacts, StoreError, Write};
 use crate::types::UserId;
 use crate::App;
 use std::time::Duration;
@@ -50,6 +51,8 @@ pub struct Snapshot {
     pub account: Option<Account>,
     /// The owner of the referral code the request names, if anyone owns it.
     pub code_owner: Option<String>,
+    /// The purchase the request names, if the user made it.
+    pub purchase: Option<PurchaseFacts>,
     /// The accounts [`Command::related`] asked for that exist.
     pub related: Vec<Account>,
 }
@@ -92,9 +95,10 @@ pub trait Command {
     /// The request as its hash sees it (fields as sent, in a fixed order).
     fn canonical(&self) -> Canonical;
 
-    /// A referral code whose owner the first read looks up.
-    fn code(&self) -> Option<&str> {
-        None
+    /// What the first read looks up besides the user's account and the
+    /// request's record: a referral code's owner, a purchase.
+    fn lookups(&self) -> Lookups {
+        Lookups::default()
     }
 
     /// Other accounts the decision needs, by id, once the first read is in.
@@ -112,7 +116,7 @@ pub async fn execute<C: Command>(app: &App, command: &C) -> Result<Reply, ApiErr
     let key = RecordKey { route: C::ROUTE, user_id: command.user().to_string(), key: command.key().to_owned() };
     let mut retry = Retry::new();
     loop {
-        let read = match app.store.request_read(&key, command.code()).await {
+        let read = match app.store.request_read(&key, &command.lookups()).await {
             Ok(read) => read,
             Err(StoreError::Conflict(why)) => {
                 retry.again(&why).await?;
@@ -125,7 +129,12 @@ pub async fn execute<C: Command>(app: &App, command: &C) -> Result<Reply, ApiErr
         }
         let fresh_code = new_code();
         let ctx = Ctx { catalogue: &app.config.catalogue, now: now(), fresh_code: &fresh_code };
-        let mut snapshot = Snapshot { account: read.account, code_owner: read.code_owner, related: Vec::new() };
+        let mut snapshot = Snapshot {
+            account: read.account,
+            code_owner: read.code_owner,
+            purchase: read.purchase,
+            related: Vec::new(),
+        };
         for id in command.related(&snapshot, &ctx)? {
             if let Some(account) = app.store.account(&id).await? {
                 snapshot.related.push(account);

@@ -7,6 +7,7 @@
 //! ([`rollover`], [`outbox`]) share [`schedule`]'s time budget.
 
 pub mod account;
+pub mod corrections;
 pub mod execute;
 pub mod outbox;
 pub mod plan_change;

@@ -3,7 +3,7 @@
 
 use super::execute::{execute, Command, Ctx, Effect, Snapshot};
 use crate::account::{Account, AccountView, Entries};
-use crate::balance::Delta;
+use crate::balance::Bucket;
 use crate::email::referral_upgrade_bonus;
 use crate::http::{record_user, to_json, ApiError, Reply};
 use crate::idempotency::{Canonical, Route};
@@ -57,6 +57,11 @@ impl ChangePlan {
     }
 }
 
+/// The referrer to pay, when a bonus is due and the referral stands.
+fn referrer_due<'a>(account: &'a Account, outcome: &PlanChange<'_>) -> Option<&'a str> {
+    account.referrer_id.as_deref().filter(|_| outcome.bonus > 0 && !account.referral_revoked)
+}
+
 #[derive(Serialize)]
 struct BonusView<'a> {
     referrer_bonus: i64,
@@ -92,17 +97,17 @@ impl Command for ChangePlan {
     fn related(&self, snapshot: &Snapshot, ctx: &Ctx<'_>) -> Result<Vec<String>, ApiError> {
         let account = snapshot.account()?;
         let (_, outcome) = self.outcome(account, ctx)?;
-        Ok(account.referrer_id.iter().filter(|_| outcome.bonus > 0).cloned().collect())
+        Ok(referrer_due(account, &outcome).map(str::to_owned).into_iter().collect())
     }
 
     fn decide(&self, snapshot: &Snapshot, ctx: &Ctx<'_>) -> Result<Effect, ApiError> {
         let account = snapshot.account()?;
         let (plan, outcome) = self.outcome(account, ctx)?;
-        let referrer = account.referrer_id.as_deref().filter(|_| outcome.bonus > 0).and_then(|id| snapshot.related(id));
+        let referrer = referrer_due(account, &outcome).and_then(|id| snapshot.related(id));
 
         let mut entries = Entries::on(account, ctx.now);
         if outcome.top_up > 0 {
-            entries.push(EntryKind::PlanChange, Delta::plan(outcome.top_up), self.change_id.as_str())?;
+            entries.credit(EntryKind::PlanChange, Bucket::Plan, outcome.top_up, self.change_id.as_str())?;
         }
         let after = Account {
             plan: plan.name.clone(),
@@ -117,12 +122,15 @@ impl Command for ChangePlan {
         change.plan = Some(plan.name.clone());
         change.cycle_max_allowance = Some(outcome.after.cycle_max_allowance);
         change.max_rank = Some(outcome.after.max_rank);
+        if referrer.is_some() {
+            change.referral_paid = outcome.bonus;
+        }
         let mut writes = vec![Write::Change(change)];
         let mut emails = Vec::new();
         if let Some(referrer) = referrer {
             let reference = format!("plan-change:{}:{}", self.user, self.change_id.as_str());
             let mut entries = Entries::on(referrer, ctx.now);
-            entries.push(EntryKind::UpgradeBonus, Delta::bonus(outcome.bonus), &reference)?;
+            entries.credit(EntryKind::UpgradeBonus, Bucket::Bonus, outcome.bonus, &reference)?;
             let balance = entries.balance();
             let mut change = entries.finish();
             change.rewarded_credits = outcome.bonus;
@@ -156,7 +164,7 @@ pub async fn change_plan(app: &App, request: PlanChangeRequest) -> Result<Reply,
 mod tests {
     use super::*;
     use crate::account::fixtures::account;
-    use crate::balance::Balance;
+    use crate::balance::{Balance, Delta};
     use crate::plans::Catalogue;
 
     fn command(plan: &str) -> ChangePlan {
@@ -171,7 +179,7 @@ mod tests {
         if referred {
             friend.referrer_id = Some("referrer".into());
         }
-        Snapshot { account: Some(friend), code_owner: None, related: vec![referrer] }
+        Snapshot { account: Some(friend), related: vec![referrer], ..Snapshot::default() }
     }
 
     fn run(plan: &str, snap: &Snapshot) -> (Vec<String>, Effect) {
@@ -191,14 +199,28 @@ mod tests {
         let [Write::Change(own), Write::Change(referrer)] = effect.writes.as_slice() else {
             panic!("{:?}", effect.writes)
         };
-        assert_eq!((own.plan.as_deref(), own.delta()), (Some("pro"), Delta::plan(4_000)));
+        assert_eq!((own.plan.as_deref(), own.delta(), own.referral_paid), (Some("pro"), Delta::plan(4_000), 1_500));
         assert_eq!(
             (referrer.user_id.as_str(), referrer.delta(), referrer.rewarded_credits),
-            ("referrer", Delta::bonus(1_500), 1_500)
+            ("referrer", Delta::to(Bucket::Bonus, 1_500), 1_500)
         );
         assert_eq!(referrer.entries[0].reference, "plan-change:friend:c-1");
         assert_eq!(effect.emails.len(), 1);
         assert_eq!(effect.emails[0].to, "referrer@example.com");
+    }
+
+    #[test]
+    fn a_revoked_referral_pays_nothing_more() {
+        let mut snap = snapshot("free", true);
+        if let Some(a) = snap.account.as_mut() {
+            a.referral_revoked = true;
+        }
+        let (related, effect) = run("business", &snap);
+        assert!(related.is_empty(), "no referrer read");
+        let body: serde_json::Value = serde_json::from_str(effect.reply.body()).expect("json");
+        assert!(body["upgrade_bonus"].is_null());
+        assert_eq!(effect.writes.len(), 1);
+        assert!(effect.emails.is_empty());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use super::execute::{execute, Command, Ctx, Effect, Snapshot};
 use crate::account::Entries;
-use crate::balance::{Balance, Delta};
+use crate::balance::{Balance, Bucket};
 use crate::email::{purchase_receipt, Receipt};
 use crate::http::{record_user, to_json, ApiError, Reply};
 use crate::idempotency::{Canonical, Route};
@@ -94,8 +94,8 @@ impl Command for Purchase {
             )));
         };
         let mut entries = Entries::on(account, ctx.now);
-        entries
-            .push(EntryKind::Purchase, Delta::flexible(credits), self.payment_id.as_str())
+        let delta = entries
+            .credit(EntryKind::Purchase, Bucket::Flexible, credits, self.payment_id.as_str())
             .map_err(|_| ApiError::field("amount_cents", "the balance cannot hold that many credits"))?;
         let balance = entries.balance();
         let body = to_json(&Created {
@@ -115,6 +115,7 @@ impl Command for Purchase {
             credits,
             rate_per_dollar: rate,
             plan: &plan.name,
+            debt_repaid: -delta.debt,
             balance,
         };
         Ok(Effect {
@@ -151,16 +152,36 @@ mod tests {
 
     #[test]
     fn a_pro_purchase_credits_three_per_cent_with_a_receipt() {
-        let effect = decide("pro", Balance { plan: 5_000, bonus: 0, flexible: 0 }, 1_000).expect("effect");
+        let effect =
+            decide("pro", Balance { plan: 5_000, bonus: 0, flexible: 0, ..Balance::default() }, 1_000).expect("effect");
         let body: serde_json::Value = serde_json::from_str(effect.reply.body()).expect("json");
         assert_eq!(effect.reply.status(), 201);
         assert_eq!(body["purchase"]["credits"], 3_000);
         assert_eq!(body["balance"]["total"], 8_000);
         let [Write::Change(change)] = effect.writes.as_slice() else { panic!("{:?}", effect.writes) };
         assert_eq!(change.entries.len(), 1);
-        assert_eq!((change.entries[0].kind, change.entries[0].delta), (EntryKind::Purchase, Delta::flexible(3_000)));
+        let entry = &change.entries[0];
+        assert_eq!(
+            (entry.kind, entry.delta),
+            (EntryKind::Purchase, crate::balance::Delta::to(Bucket::Flexible, 3_000))
+        );
         assert_eq!(effect.emails.len(), 1);
         assert!(effect.emails[0].text.contains("$10.00 USD for 3,000 flexible credits"));
+    }
+
+    #[test]
+    fn a_purchase_repays_debt_first_and_its_entry_shows_it() {
+        let effect = decide("pro", Balance { debt: 1_000, ..Balance::default() }, 1_000).expect("effect");
+        let body: serde_json::Value = serde_json::from_str(effect.reply.body()).expect("json");
+        assert_eq!(body["purchase"]["credits"], 3_000, "the purchase's credits, repayment included");
+        assert_eq!(
+            body["balance"],
+            serde_json::json!({"plan": 0, "bonus": 0, "flexible": 2000, "held": 0, "debt": 0, "total": 2000})
+        );
+        let [Write::Change(change)] = effect.writes.as_slice() else { panic!("{:?}", effect.writes) };
+        let delta = change.entries[0].delta;
+        assert_eq!((delta.flexible, delta.debt), (2_000, -1_000));
+        assert!(effect.emails[0].text.contains("1,000 of them repaid"), "{}", effect.emails[0].text);
     }
 
     #[test]

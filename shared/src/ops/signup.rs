@@ -10,7 +10,7 @@
 
 use super::execute::{execute, Command, Ctx, Effect, Snapshot};
 use crate::account::{Account, AccountView, Entries};
-use crate::balance::{Balance, Delta};
+use crate::balance::{Balance, Bucket, Delta};
 use crate::cycle::{now, parse_time, Cycle, Time};
 use crate::email::referral_signup_bonus;
 use crate::http::{record_user, to_json, ApiError, Reply};
@@ -18,7 +18,7 @@ use crate::idempotency::{Canonical, Route};
 use crate::ledger::EntryKind;
 use crate::plans::{Catalogue, Plan};
 use crate::referral::{canonical_code, ReferralStatus};
-use crate::store::Write;
+use crate::store::{Lookups, Write};
 use crate::types::{Email, UserId};
 use crate::App;
 use serde::{Deserialize, Serialize};
@@ -119,8 +119,8 @@ impl Command for Signup {
             .optional_text("signed_up_at", self.sent.signed_up_at.as_deref())
     }
 
-    fn code(&self) -> Option<&str> {
-        self.code.as_ref().and_then(Option::as_deref)
+    fn lookups(&self) -> Lookups {
+        Lookups { code: self.code.clone().flatten(), ..Lookups::default() }
     }
 
     fn related(&self, snapshot: &Snapshot, _ctx: &Ctx<'_>) -> Result<Vec<String>, ApiError> {
@@ -155,6 +155,12 @@ impl Command for Signup {
             cycle_referrals: 0,
             referral_signups: 0,
             rewarded_credits: 0,
+            referral_paid: if status == Some(ReferralStatus::Rewarded) {
+                ctx.catalogue.referral_signup_bonus
+            } else {
+                0
+            },
+            referral_revoked: false,
         };
         let mut entries = Entries::on(&blank, ctx.now);
         entries.push(EntryKind::SignupGrant, Delta::plan(self.plan.monthly_allowance), self.user.as_str())?;
@@ -175,7 +181,7 @@ impl Command for Signup {
         match (status, recorded_referrer) {
             (Some(ReferralStatus::Rewarded), Some(referrer)) => {
                 let mut entries = Entries::on(referrer, ctx.now);
-                entries.push(EntryKind::ReferralBonus, Delta::bonus(bonus), &format!("signup:{}", self.user))?;
+                entries.credit(EntryKind::ReferralBonus, Bucket::Bonus, bonus, &format!("signup:{}", self.user))?;
                 let referrer_balance = entries.balance();
                 let mut change = entries.finish();
                 change.cycle_referrals = 1;
@@ -226,9 +232,9 @@ mod tests {
         let catalogue = Catalogue::default();
         let ctx = Ctx { catalogue: &catalogue, now: crate::cycle::now(), fresh_code: "ZZZZ2222" };
         let snapshot = Snapshot {
-            account: None,
             code_owner: referrer.as_ref().map(|r| r.user_id.clone()),
             related: referrer.into_iter().collect(),
+            ..Snapshot::default()
         };
         signup.decide(&snapshot, &ctx)
     }
@@ -266,14 +272,17 @@ mod tests {
     #[test]
     fn a_rewarded_referral_pays_under_the_cap_and_emails_the_referrer() {
         let s = signup(serde_json::json!({"user_id": "bob", "email": "bob@example.org", "referral_code": "abcd2345"}));
-        assert_eq!(s.code(), Some("ABCD2345"));
+        assert_eq!(s.lookups().code.as_deref(), Some("ABCD2345"));
         let effect = decide(&s, Some(referrer("r@example.com", 3))).expect("effect");
         assert_eq!(json(&effect)["referral"], serde_json::json!({"status": "rewarded", "referrer_bonus": 250}));
         let [Write::Create { account, .. }, Write::Change(paid)] = effect.writes.as_slice() else {
             panic!("{:?}", effect.writes)
         };
-        assert_eq!(account.referrer_id.as_deref(), Some("r"));
-        assert_eq!((paid.delta(), paid.cycle_referrals_below, paid.referral_signups), (Delta::bonus(250), Some(25), 1));
+        assert_eq!((account.referrer_id.as_deref(), account.referral_paid), (Some("r"), 250));
+        assert_eq!(
+            (paid.delta(), paid.cycle_referrals_below, paid.referral_signups),
+            (Delta::to(Bucket::Bonus, 250), Some(25), 1)
+        );
         assert_eq!(effect.emails.len(), 1);
     }
 
@@ -293,7 +302,7 @@ mod tests {
         assert_eq!(json(&effect)["referral"]["status"], "self_referral");
         assert!(matches!(effect.writes.as_slice(), [Write::Create { account, .. }] if account.referrer_id.is_none()));
         let s = signup(serde_json::json!({"user_id": "x", "email": "x@example.com", "referral_code": "hello"}));
-        assert_eq!(s.code(), None, "not a code of ours: nothing to look up");
+        assert_eq!(s.lookups().code, None, "not a code of ours: nothing to look up");
         assert_eq!(json(&decide(&s, None).expect("effect"))["referral"]["status"], "invalid_code");
     }
 

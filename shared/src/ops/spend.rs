@@ -2,7 +2,7 @@
 
 use super::execute::{execute, Command, Ctx, Effect, Snapshot};
 use crate::account::Entries;
-use crate::balance::{draw, Balance, Delta};
+use crate::balance::{draw, Balance, Delta, Parts};
 use crate::http::{record_user, to_json, ApiError, Reply};
 use crate::idempotency::{Canonical, Route};
 use crate::ledger::EntryKind;
@@ -56,7 +56,7 @@ impl Spend {
 struct SpendView<'a> {
     spend_id: &'a str,
     credits: i64,
-    from: Delta,
+    from: Parts,
 }
 
 #[derive(Serialize)]
@@ -94,7 +94,7 @@ impl Command for Spend {
             ))
         })?;
         let mut entries = Entries::on(account, ctx.now);
-        entries.push(EntryKind::Spend, from.negated(), self.spend_id.as_str())?;
+        entries.push(EntryKind::Spend, Delta::out_of(from), self.spend_id.as_str())?;
         let body = to_json(&Spent {
             spend: SpendView { spend_id: self.spend_id.as_str(), credits: self.credits, from },
             balance: entries.balance(),
@@ -125,21 +125,23 @@ mod tests {
 
     #[test]
     fn a_spend_draws_plan_then_bonus_then_flexible() {
-        let effect = decide(Balance { plan: 5_000, bonus: 250, flexible: 300 }, 5_100).expect("effect");
+        let effect =
+            decide(Balance { plan: 5_000, bonus: 250, flexible: 300, ..Balance::default() }, 5_100).expect("effect");
         let body: serde_json::Value = serde_json::from_str(effect.reply.body()).expect("json");
         assert_eq!(body["spend"]["from"], serde_json::json!({"plan": 5000, "bonus": 100, "flexible": 0}));
         assert_eq!(body["balance"]["total"], 450);
         let [Write::Change(change)] = effect.writes.as_slice() else { panic!("{:?}", effect.writes) };
-        assert_eq!(change.delta(), Delta { plan: -5_000, bonus: -100, flexible: 0 });
+        assert_eq!(change.delta(), Delta { plan: -5_000, bonus: -100, ..Delta::default() });
         assert!(effect.emails.is_empty());
     }
 
     #[test]
     fn a_spend_beyond_the_total_is_402_and_writes_nothing() {
-        let err = decide(Balance { plan: 10, bonus: 20, flexible: 30 }, 61).expect_err("too much");
+        let err =
+            decide(Balance { plan: 10, bonus: 20, flexible: 30, ..Balance::default() }, 61).expect_err("too much");
         assert_eq!((err.status, err.code), (402, "insufficient_credits"));
         assert!(err.message.contains("60"), "{}", err.message);
-        assert!(decide(Balance { plan: 10, bonus: 20, flexible: 30 }, 60).is_ok());
+        assert!(decide(Balance { plan: 10, bonus: 20, flexible: 30, ..Balance::default() }, 60).is_ok());
     }
 
     #[test]

@@ -21,6 +21,8 @@ pub const ANCHOR_DAY: &str = "anchor_day";
 pub const BAL_PLAN: &str = "bal_plan";
 pub const BAL_BONUS: &str = "bal_bonus";
 pub const BAL_FLEXIBLE: &str = "bal_flexible";
+pub const BAL_HELD: &str = "bal_held";
+pub const BAL_DEBT: &str = "bal_debt";
 pub const VERSION: &str = "version";
 pub const LEDGER_SEQ: &str = "ledger_seq";
 pub const CYCLE_MAX_ALLOWANCE: &str = "cycle_max_allowance";
@@ -28,6 +30,8 @@ pub const MAX_RANK: &str = "max_rank";
 pub const CYCLE_REFERRALS: &str = "cycle_referrals";
 pub const REFERRAL_SIGNUPS: &str = "referral_signups";
 pub const REWARDED_CREDITS: &str = "rewarded_credits";
+pub const REFERRAL_PAID: &str = "referral_paid";
+pub const REFERRAL_REVOKED: &str = "referral_revoked";
 
 // The sparse schedule index (accounts by cycle end, pending emails by next attempt).
 pub const SCHED_PK: &str = "sched_pk";
@@ -40,15 +44,25 @@ pub const ENTRY_KIND: &str = "entry_kind";
 pub const D_PLAN: &str = "d_plan";
 pub const D_BONUS: &str = "d_bonus";
 pub const D_FLEXIBLE: &str = "d_flexible";
+pub const D_HELD: &str = "d_held";
+pub const D_DEBT: &str = "d_debt";
 pub const AFTER_PLAN: &str = "after_plan";
 pub const AFTER_BONUS: &str = "after_bonus";
 pub const AFTER_FLEXIBLE: &str = "after_flexible";
+pub const AFTER_HELD: &str = "after_held";
+pub const AFTER_DEBT: &str = "after_debt";
 pub const REF: &str = "ref";
+pub const PAYMENT_ID: &str = "payment_id";
+pub const REFERRED_USER_ID: &str = "referred_user_id";
+pub const REASON: &str = "reason";
+pub const NOTE: &str = "note";
 
 // Idempotency records (`at` as above).
 pub const REQUEST_HASH: &str = "request_hash";
 pub const STATUS: &str = "status";
 pub const BODY: &str = "body";
+/// On a purchase's record: the credits reversed so far.
+pub const REVERSED: &str = "reversed";
 
 // Outbox emails (`status` as above: pending, sent or failed).
 pub const EMAIL_ID: &str = "email_id";

@@ -10,7 +10,8 @@ use crate::balance::{Balance, Delta};
 use crate::cycle::{format_time, parse_time, Cycle, Time};
 use crate::email::{EmailKind, EmailStatus, OutboxEmail};
 use crate::idempotency::{IdemRecord, RecordKey};
-use crate::ledger::{EntryKind, LedgerEntry};
+use crate::ledger::{EntryContext, EntryKind, LedgerEntry};
+use aws_sdk_dynamodb::types::AttributeValue;
 
 fn corrupt(item: &Item, what: &str) -> StoreError {
     let pk = item.get(PK).and_then(|v| v.as_s().ok()).map_or("?", String::as_str);
@@ -25,11 +26,24 @@ pub(crate) fn get_n<T: std::str::FromStr>(item: &Item, name: &str) -> Result<T, 
     item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).ok_or_else(|| corrupt(item, name))
 }
 
+/// A number that items written before it existed lack: `default` then.
+pub(crate) fn get_n_or<T: std::str::FromStr>(item: &Item, name: &str, default: T) -> Result<T, StoreError> {
+    if item.contains_key(name) {
+        get_n(item, name)
+    } else {
+        Ok(default)
+    }
+}
+
+fn get_s_opt(item: &Item, name: &str) -> Result<Option<String>, StoreError> {
+    item.get(name).map(|_| get_s(item, name).map(str::to_owned)).transpose()
+}
+
 pub(crate) fn get_time(item: &Item, name: &str) -> Result<Time, StoreError> {
     parse_time(get_s(item, name)?).ok_or_else(|| corrupt(item, name))
 }
 
-fn with(mut item: Item, attributes: Vec<(&str, aws_sdk_dynamodb::types::AttributeValue)>) -> Item {
+fn with(mut item: Item, attributes: Vec<(&str, AttributeValue)>) -> Item {
     for (name, value) in attributes {
         item.insert(name.to_owned(), value);
     }
@@ -50,6 +64,8 @@ pub(crate) fn encode_account(a: &Account) -> Item {
         (BAL_PLAN, n(a.balance.plan)),
         (BAL_BONUS, n(a.balance.bonus)),
         (BAL_FLEXIBLE, n(a.balance.flexible)),
+        (BAL_HELD, n(a.balance.held)),
+        (BAL_DEBT, n(a.balance.debt)),
         (VERSION, n(a.version)),
         (LEDGER_SEQ, n(a.ledger_seq)),
         (CYCLE_MAX_ALLOWANCE, n(a.cycle_max_allowance)),
@@ -57,11 +73,15 @@ pub(crate) fn encode_account(a: &Account) -> Item {
         (CYCLE_REFERRALS, n(a.cycle_referrals)),
         (REFERRAL_SIGNUPS, n(a.referral_signups)),
         (REWARDED_CREDITS, n(a.rewarded_credits)),
+        (REFERRAL_PAID, n(a.referral_paid)),
         (SCHED_PK, s(&partition_of(Queue::Due, &a.user_id))),
         (SCHED_SK, s(&format_time(a.cycle.end))),
     ];
     if let Some(referrer) = &a.referrer_id {
         attributes.push((REFERRER_ID, s(referrer)));
+    }
+    if a.referral_revoked {
+        attributes.push((REFERRAL_REVOKED, AttributeValue::Bool(true)));
     }
     with(account_key(&a.user_id), attributes)
 }
@@ -73,7 +93,7 @@ pub(crate) fn decode_account(item: &Item) -> Result<Account, StoreError> {
         email_norm: get_s(item, EMAIL_NORM)?.to_owned(),
         plan: get_s(item, PLAN)?.to_owned(),
         referral_code: get_s(item, REFERRAL_CODE)?.to_owned(),
-        referrer_id: item.get(REFERRER_ID).map(|_| get_s(item, REFERRER_ID).map(str::to_owned)).transpose()?,
+        referrer_id: get_s_opt(item, REFERRER_ID)?,
         cycle: Cycle {
             start: get_time(item, CYCLE_START)?,
             end: get_time(item, CYCLE_END)?,
@@ -83,6 +103,8 @@ pub(crate) fn decode_account(item: &Item) -> Result<Account, StoreError> {
             plan: get_n(item, BAL_PLAN)?,
             bonus: get_n(item, BAL_BONUS)?,
             flexible: get_n(item, BAL_FLEXIBLE)?,
+            held: get_n_or(item, BAL_HELD, 0)?,
+            debt: get_n_or(item, BAL_DEBT, 0)?,
         },
         version: get_n(item, VERSION)?,
         ledger_seq: get_n(item, LEDGER_SEQ)?,
@@ -91,26 +113,40 @@ pub(crate) fn decode_account(item: &Item) -> Result<Account, StoreError> {
         cycle_referrals: get_n(item, CYCLE_REFERRALS)?,
         referral_signups: get_n(item, REFERRAL_SIGNUPS)?,
         rewarded_credits: get_n(item, REWARDED_CREDITS)?,
+        referral_paid: get_n_or(item, REFERRAL_PAID, 0)?,
+        referral_revoked: match item.get(REFERRAL_REVOKED) {
+            None => false,
+            Some(v) => *v.as_bool().map_err(|_| corrupt(item, REFERRAL_REVOKED))?,
+        },
     })
 }
 
 pub(crate) fn encode_entry(user_id: &str, e: &LedgerEntry) -> Item {
-    with(
-        entry_key(user_id, e.seq),
-        vec![
-            (KIND, s("ledger")),
-            (SEQ, n(e.seq)),
-            (AT, s(&format_time(e.at))),
-            (ENTRY_KIND, s(e.kind.as_str())),
-            (D_PLAN, n(e.delta.plan)),
-            (D_BONUS, n(e.delta.bonus)),
-            (D_FLEXIBLE, n(e.delta.flexible)),
-            (AFTER_PLAN, n(e.balance_after.plan)),
-            (AFTER_BONUS, n(e.balance_after.bonus)),
-            (AFTER_FLEXIBLE, n(e.balance_after.flexible)),
-            (REF, s(&e.reference)),
-        ],
-    )
+    let mut attributes = vec![
+        (KIND, s("ledger")),
+        (SEQ, n(e.seq)),
+        (AT, s(&format_time(e.at))),
+        (ENTRY_KIND, s(e.kind.as_str())),
+        (D_PLAN, n(e.delta.plan)),
+        (D_BONUS, n(e.delta.bonus)),
+        (D_FLEXIBLE, n(e.delta.flexible)),
+        (D_HELD, n(e.delta.held)),
+        (D_DEBT, n(e.delta.debt)),
+        (AFTER_PLAN, n(e.balance_after.plan)),
+        (AFTER_BONUS, n(e.balance_after.bonus)),
+        (AFTER_FLEXIBLE, n(e.balance_after.flexible)),
+        (AFTER_HELD, n(e.balance_after.held)),
+        (AFTER_DEBT, n(e.balance_after.debt)),
+        (REF, s(&e.reference)),
+    ];
+    let context = [
+        (PAYMENT_ID, &e.context.payment_id),
+        (REFERRED_USER_ID, &e.context.referred_user_id),
+        (REASON, &e.context.reason),
+        (NOTE, &e.context.note),
+    ];
+    attributes.extend(context.into_iter().filter_map(|(name, value)| value.as_deref().map(|v| (name, s(v)))));
+    with(entry_key(user_id, e.seq), attributes)
 }
 
 pub(crate) fn decode_entry(item: &Item) -> Result<LedgerEntry, StoreError> {
@@ -118,13 +154,27 @@ pub(crate) fn decode_entry(item: &Item) -> Result<LedgerEntry, StoreError> {
         seq: get_n(item, SEQ)?,
         at: get_time(item, AT)?,
         kind: EntryKind::from_name(get_s(item, ENTRY_KIND)?).ok_or_else(|| corrupt(item, ENTRY_KIND))?,
-        delta: Delta { plan: get_n(item, D_PLAN)?, bonus: get_n(item, D_BONUS)?, flexible: get_n(item, D_FLEXIBLE)? },
+        delta: Delta {
+            plan: get_n(item, D_PLAN)?,
+            bonus: get_n(item, D_BONUS)?,
+            flexible: get_n(item, D_FLEXIBLE)?,
+            held: get_n_or(item, D_HELD, 0)?,
+            debt: get_n_or(item, D_DEBT, 0)?,
+        },
         balance_after: Balance {
             plan: get_n(item, AFTER_PLAN)?,
             bonus: get_n(item, AFTER_BONUS)?,
             flexible: get_n(item, AFTER_FLEXIBLE)?,
+            held: get_n_or(item, AFTER_HELD, 0)?,
+            debt: get_n_or(item, AFTER_DEBT, 0)?,
         },
         reference: get_s(item, REF)?.to_owned(),
+        context: EntryContext {
+            payment_id: get_s_opt(item, PAYMENT_ID)?,
+            referred_user_id: get_s_opt(item, REFERRED_USER_ID)?,
+            reason: get_s_opt(item, REASON)?,
+            note: get_s_opt(item, NOTE)?,
+        },
     })
 }
 
@@ -147,6 +197,21 @@ pub(crate) fn decode_record(item: &Item) -> Result<IdemRecord, StoreError> {
         status: get_n(item, STATUS)?,
         body: get_s(item, BODY)?.to_owned(),
         at: get_time(item, AT)?,
+    })
+}
+
+/// A purchase from its idempotency record: the credits its answer reported,
+/// and those reversed since.
+pub(crate) fn decode_purchase(item: &Item) -> Result<crate::store::PurchaseFacts, StoreError> {
+    let record = decode_record(item)?;
+    let body: serde_json::Value = serde_json::from_str(&record.body).map_err(|_| corrupt(item, BODY))?;
+    let credits = body["purchase"]["credits"].as_i64().ok_or_else(|| corrupt(item, "body.purchase.credits"))?;
+    let payment_id =
+        body["purchase"]["payment_id"].as_str().ok_or_else(|| corrupt(item, "body.purchase.payment_id"))?;
+    Ok(crate::store::PurchaseFacts {
+        payment_id: payment_id.to_owned(),
+        credits,
+        reversed: get_n_or(item, REVERSED, 0)?,
     })
 }
 
@@ -210,7 +275,7 @@ mod tests {
             referral_code: "ABCD2345".into(),
             referrer_id: Some("u-0".into()),
             cycle: Cycle::first(at).expect("cycle"),
-            balance: Balance { plan: 1, bonus: 2, flexible: 3 },
+            balance: Balance { plan: 1, bonus: 2, flexible: 3, ..Balance::default() },
             version: 4,
             ledger_seq: 5,
             cycle_max_allowance: 6,
@@ -218,6 +283,8 @@ mod tests {
             cycle_referrals: 7,
             referral_signups: 8,
             rewarded_credits: 9,
+            referral_paid: 10,
+            referral_revoked: true,
         }
     }
 
@@ -236,9 +303,14 @@ mod tests {
             seq: 7,
             at,
             kind: EntryKind::Spend,
-            delta: Delta { plan: -1, bonus: -2, flexible: 0 },
-            balance_after: Balance { plan: 3, bonus: 4, flexible: 5 },
+            delta: Delta { plan: -1, bonus: -2, flexible: 0, held: 3, debt: -4 },
+            balance_after: Balance { plan: 3, bonus: 4, flexible: 5, held: 6, debt: 7 },
             reference: "s-1".into(),
+            context: EntryContext {
+                payment_id: Some("p-1".into()),
+                reason: Some("refund".into()),
+                ..EntryContext::default()
+            },
         };
         assert_eq!(decode_entry(&encode_entry("u", &entry)).expect("decodes"), entry);
         let key = RecordKey { route: crate::idempotency::Route::Spend, user_id: "u".into(), key: "s-1".into() };
@@ -255,6 +327,16 @@ mod tests {
             next_attempt_at: at,
         };
         assert_eq!(decode_email(&encode_email(&email)).expect("decodes"), (email, 0));
+    }
+
+    #[test]
+    fn items_written_before_version_2_read_with_zeros() {
+        let mut item = encode_account(&account());
+        for name in [BAL_HELD, BAL_DEBT, REFERRAL_PAID, REFERRAL_REVOKED] {
+            item.remove(name);
+        }
+        let a = decode_account(&item).expect("decodes");
+        assert_eq!((a.balance.held, a.balance.debt, a.referral_paid, a.referral_revoked), (0, 0, 0, false));
     }
 
     #[test]

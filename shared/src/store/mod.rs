@@ -28,13 +28,13 @@ pub use schedule::Page;
 pub use tx::{CommitError, Role, Tx, Write};
 
 use crate::account::Account;
-use crate::idempotency::{IdemRecord, RecordKey};
+use crate::idempotency::{IdemRecord, RecordKey, Route};
 use crate::ledger::LedgerEntry;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_get_items::TransactGetItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Get, TransactGetItem};
 use aws_sdk_dynamodb::Client;
-use items::{decode_account, decode_code_claim, decode_entry, decode_record};
+use items::{decode_account, decode_code_claim, decode_entry, decode_purchase, decode_record};
 use keys::{account_key, code_key, record_key, s, user_pk, Item, LEDGER_PREFIX};
 
 /// Name of the sparse index of scheduled work (due accounts, pending emails).
@@ -107,9 +107,29 @@ fn classify_read(err: SdkError<TransactGetItemsError, aws_sdk_dynamodb::config::
     classify(err)
 }
 
+/// Items a request reads besides its user's account and its own record.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Lookups {
+    /// A referral code: its claim item names its owner.
+    pub code: Option<String>,
+    /// A payment id: the user's purchase with that key, if any.
+    pub purchase: Option<String>,
+}
+
+/// A purchase, as its idempotency record keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PurchaseFacts {
+    /// Its key.
+    pub payment_id: String,
+    /// The credits it bought.
+    pub credits: i64,
+    /// The credits reversed so far.
+    pub reversed: i64,
+}
+
 /// What a mutating request reads before it decides, in one
-/// `TransactGetItems`: its user's account, its idempotency record and, where
-/// it names a referral code, that code's owner.
+/// `TransactGetItems`: its user's account, its idempotency record, and its
+/// [`Lookups`].
 #[derive(Debug, Default)]
 pub struct RequestRead {
     /// The record its key left, if the key was used before.
@@ -118,6 +138,8 @@ pub struct RequestRead {
     pub account: Option<Account>,
     /// The user who owns the referral code the request names.
     pub code_owner: Option<String>,
+    /// The purchase the request names.
+    pub purchase: Option<PurchaseFacts>,
 }
 
 /// The table, through the real DynamoDB client.
@@ -162,7 +184,7 @@ impl Store {
 
     /// Reads what a mutating request needs before it decides, in one
     /// request (see [`RequestRead`]).
-    pub async fn request_read(&self, key: &RecordKey, code: Option<&str>) -> Result<RequestRead, StoreError> {
+    pub async fn request_read(&self, key: &RecordKey, lookups: &Lookups) -> Result<RequestRead, StoreError> {
         let get = |k| {
             Get::builder()
                 .table_name(&self.table)
@@ -176,16 +198,30 @@ impl Store {
             .transact_get_items()
             .transact_items(get(account_key(&key.user_id))?)
             .transact_items(get(record_key(key))?);
-        if let Some(code) = code {
+        let mut next = 2;
+        let mut position = |wanted: bool| {
+            wanted.then(|| {
+                next += 1;
+                next - 1
+            })
+        };
+        let code_at = position(lookups.code.is_some());
+        let purchase_at = position(lookups.purchase.is_some());
+        if let Some(code) = &lookups.code {
             request = request.transact_items(get(code_key(code))?);
+        }
+        if let Some(payment_id) = &lookups.purchase {
+            let purchase = RecordKey { route: Route::Purchase, user_id: key.user_id.clone(), key: payment_id.clone() };
+            request = request.transact_items(get(record_key(&purchase))?);
         }
         let out = request.send().await.map_err(classify_read)?;
         let responses = out.responses.unwrap_or_default();
-        let item = |i: usize| responses.get(i).and_then(|r| r.item.as_ref());
+        let item = |i: Option<usize>| i.and_then(|i| responses.get(i)).and_then(|r| r.item.as_ref());
         Ok(RequestRead {
-            account: item(0).map(decode_account).transpose()?,
-            record: item(1).map(decode_record).transpose()?,
-            code_owner: item(2).map(decode_code_claim).transpose()?,
+            account: item(Some(0)).map(decode_account).transpose()?,
+            record: item(Some(1)).map(decode_record).transpose()?,
+            code_owner: item(code_at).map(decode_code_claim).transpose()?,
+            purchase: item(purchase_at).map(decode_purchase).transpose()?,
         })
     }
 

@@ -4,15 +4,15 @@
 
 use super::attr::*;
 use super::items::{decode_record, encode_account, encode_code_claim, encode_email, encode_entry, encode_record};
-use super::keys::{account_key, n, s, Item};
+use super::keys::{account_key, n, record_key, s, Item};
 use super::{classify, Store, StoreError};
 use crate::account::{Account, Change};
 use crate::cycle::format_time;
 use crate::email::OutboxEmail;
-use crate::idempotency::{IdemRecord, RecordKey};
+use crate::idempotency::{IdemRecord, RecordKey, Route};
 use crate::ledger::LedgerEntry;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
 
 /// One write of a transaction, as the rules decide it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,6 +29,18 @@ pub enum Write {
     /// One more signup that recorded this user as referrer, without a
     /// reward: only a counter moves, so the version is left alone.
     CountReferralSignup(String),
+    /// Credits of a purchase reversed, counted on its record, on the
+    /// condition that the count is still what was read.
+    CountReversal {
+        /// The buyer.
+        user_id: String,
+        /// The purchase.
+        payment_id: String,
+        /// The count as read.
+        before: i64,
+        /// The count afterwards.
+        after: i64,
+    },
 }
 
 /// What an item of a transaction is for, so a failed condition can be traced
@@ -45,6 +57,8 @@ pub enum Role {
     Account(String),
     /// A counter on this user's account.
     Counter(String),
+    /// A purchase's count of reversed credits.
+    Purchase,
     /// A ledger entry.
     Ledger,
     /// An outbox email.
@@ -136,6 +150,9 @@ impl Tx {
             Write::Create { account, entries } => self.create_account(account, entries),
             Write::Change(change) => self.change_account(change),
             Write::CountReferralSignup(referrer) => self.count_referral_signup(referrer),
+            Write::CountReversal { user_id, payment_id, before, after } => {
+                self.count_reversal(user_id, payment_id, *before, *after)
+            }
         }
     }
 
@@ -152,10 +169,13 @@ impl Tx {
     /// with the change's ledger entries.
     pub fn change_account(&mut self, change: &Change) {
         let delta = change.delta();
+        // held and debt may be missing on accounts written before they existed.
         let mut sets = vec![
             format!("{BAL_PLAN} = {BAL_PLAN} + :dp"),
             format!("{BAL_BONUS} = {BAL_BONUS} + :db"),
             format!("{BAL_FLEXIBLE} = {BAL_FLEXIBLE} + :df"),
+            format!("{BAL_HELD} = if_not_exists({BAL_HELD}, :zero) + :dh"),
+            format!("{BAL_DEBT} = if_not_exists({BAL_DEBT}, :zero) + :dd"),
             format!("{VERSION} = {VERSION} + :one"),
             format!("{LEDGER_SEQ} = {LEDGER_SEQ} + :entries"),
         ];
@@ -166,6 +186,9 @@ impl Tx {
             .expression_attribute_values(":dp", n(delta.plan))
             .expression_attribute_values(":db", n(delta.bonus))
             .expression_attribute_values(":df", n(delta.flexible))
+            .expression_attribute_values(":dh", n(delta.held))
+            .expression_attribute_values(":dd", n(delta.debt))
+            .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":entries", n(change.entries.len()))
             .expression_attribute_values(":version", n(change.version));
@@ -175,6 +198,8 @@ impl Tx {
             (BAL_PLAN, delta.plan, ":need_plan"),
             (BAL_BONUS, delta.bonus, ":need_bonus"),
             (BAL_FLEXIBLE, delta.flexible, ":need_flexible"),
+            (BAL_HELD, delta.held, ":need_held"),
+            (BAL_DEBT, delta.debt, ":need_debt"),
         ] {
             if d < 0 {
                 conditions.push(format!("{bucket} >= {floor}"));
@@ -195,18 +220,23 @@ impl Tx {
         }
         if change.reset_cycle_referrals {
             sets.push(format!("{CYCLE_REFERRALS} = :zero"));
-            update = update.expression_attribute_values(":zero", n(0));
         } else if change.cycle_referrals != 0 {
             sets.push(format!("{CYCLE_REFERRALS} = {CYCLE_REFERRALS} + :cr"));
             update = update.expression_attribute_values(":cr", n(change.cycle_referrals));
         }
-        for (counter, by, name) in
-            [(REWARDED_CREDITS, change.rewarded_credits, ":rc"), (REFERRAL_SIGNUPS, change.referral_signups, ":rs")]
-        {
+        for (counter, by, name) in [
+            (REWARDED_CREDITS, change.rewarded_credits, ":rc"),
+            (REFERRAL_SIGNUPS, change.referral_signups, ":rs"),
+            (REFERRAL_PAID, change.referral_paid, ":rp"),
+        ] {
             if by != 0 {
-                sets.push(format!("{counter} = {counter} + {name}"));
+                sets.push(format!("{counter} = if_not_exists({counter}, :zero) + {name}"));
                 update = update.expression_attribute_values(name, n(by));
             }
+        }
+        if change.revoke_referral {
+            sets.push(format!("{REFERRAL_REVOKED} = :revoked"));
+            update = update.expression_attribute_values(":revoked", AttributeValue::Bool(true));
         }
         if let Some(advance) = &change.cycle {
             sets.push(format!("{CYCLE_START} = :cycle_start"));
@@ -241,6 +271,21 @@ impl Tx {
             .expression_attribute_values(":one", n(1))
             .build();
         self.update(update, Role::Counter(referrer_id.to_owned()));
+    }
+
+    fn count_reversal(&mut self, user_id: &str, payment_id: &str, before: i64, after: i64) {
+        let key = RecordKey { route: Route::Purchase, user_id: user_id.to_owned(), key: payment_id.to_owned() };
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(record_key(&key)))
+            .update_expression(format!("SET {REVERSED} = :after"))
+            .condition_expression(format!(
+                "attribute_exists({PK}) AND (attribute_not_exists({REVERSED}) OR {REVERSED} = :before)"
+            ))
+            .expression_attribute_values(":before", n(before))
+            .expression_attribute_values(":after", n(after))
+            .build();
+        self.update(update, Role::Purchase);
     }
 
     /// Queues an email in the outbox, pending.

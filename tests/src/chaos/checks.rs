@@ -2,7 +2,8 @@
 //! itself once the faults are off, and the planted defects that show each
 //! check can fail.
 
-use crate::table::{attr, attr_n, Item};
+use crate::invariants::FIGURES;
+use crate::table::{attr, attr_n, attr_n_or, Item};
 use credits::email::{email_id, EmailKind};
 use credits::plans::Catalogue;
 use serde_json::Value;
@@ -47,16 +48,19 @@ pub struct Op {
     pub body: Value,
     /// Each caller's final status, after its retries.
     pub finals: Vec<u16>,
-    /// The first caller's final body.
+    /// The final body of a caller that got a 2xx, else of the first caller.
     pub reply: Value,
     /// Whether every 2xx caller got the same body.
     pub same_body: bool,
 }
 
 impl Op {
-    /// The first caller's final status.
+    /// How the operation ended: 2xx if any caller got one. A 4xx is not
+    /// recorded, so a duplicate still retrying may later succeed with the
+    /// same key (a spend refused with 402 goes through once affordable);
+    /// the key then took effect once, and the earlier 402 changed nothing.
     pub fn status(&self) -> u16 {
-        self.finals.first().copied().unwrap_or(0)
+        self.finals.iter().copied().find(|s| (200..300).contains(s)).or(self.finals.first().copied()).unwrap_or(0)
     }
 }
 
@@ -184,21 +188,19 @@ fn no_final_5xx(world: &World) -> Vec<String> {
         .collect()
 }
 
-const FIGURES: [&str; 3] = ["plan", "bonus", "flexible"];
-
 fn ledgers_explain_balances(world: &World) -> Vec<String> {
     let mut out = Vec::new();
     for account in world.accounts() {
         let user = attr(account, "user_id");
-        let mut running = [0_i64; 3];
+        let mut running = [0_i64; 5];
         let entries = world.entries(user);
         for (i, e) in entries.iter().enumerate() {
             if attr_n(e, "seq") != i as i64 + 1 {
                 out.push(format!("{user}: entry {} is numbered {}", i + 1, attr_n(e, "seq")));
             }
             for (b, figure) in FIGURES.iter().enumerate() {
-                running[b] += attr_n(e, &format!("d_{figure}"));
-                if attr_n(e, &format!("after_{figure}")) != running[b] {
+                running[b] += attr_n_or(e, &format!("d_{figure}"), 0);
+                if attr_n_or(e, &format!("after_{figure}"), 0) != running[b] {
                     out.push(format!("{user}: entry {} balance_after.{figure} disagrees with its deltas", i + 1));
                 }
                 if running[b] < 0 {
@@ -206,7 +208,7 @@ fn ledgers_explain_balances(world: &World) -> Vec<String> {
                 }
             }
         }
-        let stored = FIGURES.map(|f| attr_n(account, &format!("bal_{f}")));
+        let stored = FIGURES.map(|f| attr_n_or(account, &format!("bal_{f}"), 0));
         if stored != running {
             out.push(format!("{user}: balance {stored:?} but the deltas sum to {running:?}"));
         }

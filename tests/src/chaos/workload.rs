@@ -71,7 +71,7 @@ async fn operation(app: &App, kind: Kind, user: &str, key: &str, body: Value, co
             Ok((answer, tries)) => {
                 tally.attempts += u64::from(tries);
                 tally.retries += u64::from(tries - 1);
-                if finals.is_empty() {
+                if finals.is_empty() || ((200..300).contains(&answer.status) && bodies.is_empty()) {
                     reply = answer.json.clone();
                 }
                 finals.push(answer.status);

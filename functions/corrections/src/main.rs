@@ -1,0 +1,11 @@
+//! `corrections`: `POST /v1/reversals`, `/v1/adjustments`, `/v1/referral-clawbacks` (service routes, IAM).
+
+use credits::{telemetry, App, Mail};
+use lambda_http::{run, service_fn, Error};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let app = App::from_env(Mail::NotUsed).await?;
+    run(service_fn(|req| corrections::handle(&app, req))).await
+}
