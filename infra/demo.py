@@ -3,8 +3,9 @@
 Uses a running `make run` on localhost:9000, or starts one (and stops it at
 the end). A user signs up and shares the referral link, a friend signs up
 through it, upgrades to Pro, buys $10 of flexible credits and spends some;
-the payment is charged back (debt), a second purchase repays the debt, and a
-rollover tick passes the friend's cycle end. Each step prints the
+the payment is charged back (debt), a second purchase repays the debt, the
+user holds credits for a render and captures less, and a rollover tick passes
+the friend's cycle end. Each step prints the
 request, the response and both balances; at the end, the emails the emulator
 received. Exits non-zero as soon as a step does not behave as documented.
 """
@@ -145,9 +146,22 @@ def story():
     expect(entry["delta"]["flexible"] == 1000 and entry["delta"]["debt"] == -500, "delta: flexible +1,000, debt -500")
     table(people)
 
+    h = step(11, "Alice starts a video render: a hold of 1,500 credits", "POST", "/v1/holds",
+             {"user_id": alice, "hold_id": f"render-{tag}", "credits": 1500, "feature": "video-render"},
+             expect_status=201)
+    expect(h["hold"]["from"] == {"plan": 1000, "bonus": 500, "flexible": 0}, "held in spend order")
+    expect(h["balance"]["held"] == 1500, "the credits are held, not spendable")
+    table(people)
+
+    c = step(12, "The render finishes: capture 1,200 of the 1,500", "POST", f"/v1/holds/render-{tag}/capture",
+             {"user_id": alice, "credits": 1200}, expect_status=200)
+    expect(c["hold"]["status"] == "captured" and c["balance"]["held"] == 0, "captured, nothing held any more")
+    expect(c["balance"]["bonus"] == 1550, "the 300 not used go back to the bonus bucket they came from")
+    table(people)
+
     end = datetime.fromisoformat(b["account"]["cycle_end"].replace("Z", "+00:00"))
     tick = (end + timedelta(minutes=1)).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    print(f"\n11. A rollover tick passes Bob's cycle end ({b['account']['cycle_end']})")
+    print(f"\n13. A rollover tick passes Bob's cycle end ({b['account']['cycle_end']})")
     print(f"   invoke rollover {json.dumps({'time': tick})}")
     report = invoke("rollover", {"time": tick})
     print(f"   response: {json.dumps(report)}")
@@ -157,7 +171,7 @@ def story():
     expect(after == expected, f"bob: fresh Pro allowance, flexible kept: {after}")
     table(people)
 
-    print("\n12. Emails the emulator received")
+    print("\n14. Emails the emulator received")
     with urllib.request.urlopen(f"{EMULATOR}/_emulator/ses/messages", timeout=30) as resp:
         mails = [m for m in json.loads(resp.read()) if tag in json.dumps(m)]
     for m in mails:

@@ -81,6 +81,16 @@ impl ApiError {
         ApiError::new(409, "reversal_exceeds_purchase", message)
     }
 
+    /// 404 `hold_not_found`: capture or release of an unknown hold.
+    pub fn hold_not_found() -> ApiError {
+        ApiError::new(404, "hold_not_found", "this user has no hold with this hold_id")
+    }
+
+    /// 409 `hold_closed`: capture or release of a hold no longer open, or differently.
+    pub fn hold_closed(message: impl Into<String>) -> ApiError {
+        ApiError::new(409, "hold_closed", message)
+    }
+
     /// 404 `not_found`: no such route or method on this function.
     pub fn not_found() -> ApiError {
         ApiError::new(404, "not_found", "no such route on this function")

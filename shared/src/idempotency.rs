@@ -30,6 +30,12 @@ pub enum Route {
     Adjustment,
     /// `POST /v1/referral-clawbacks`, keyed by `clawback_id` (scoped to the referred user).
     Clawback,
+    /// `POST /v1/holds`, keyed by `hold_id`.
+    Hold,
+    /// `POST /v1/holds/{hold_id}/capture`, keyed by the hold.
+    Capture,
+    /// `POST /v1/holds/{hold_id}/release`, keyed by the hold.
+    Release,
 }
 
 impl Route {
@@ -43,6 +49,9 @@ impl Route {
             Route::Reversal => "POST /v1/reversals",
             Route::Adjustment => "POST /v1/adjustments",
             Route::Clawback => "POST /v1/referral-clawbacks",
+            Route::Hold => "POST /v1/holds",
+            Route::Capture => "POST /v1/holds/{hold_id}/capture",
+            Route::Release => "POST /v1/holds/{hold_id}/release",
         }
     }
 
@@ -56,6 +65,9 @@ impl Route {
             Route::Reversal => "reversal",
             Route::Adjustment => "adjustment",
             Route::Clawback => "clawback",
+            Route::Hold => "hold",
+            Route::Capture => "capture",
+            Route::Release => "release",
         }
     }
 
@@ -69,6 +81,7 @@ impl Route {
             Route::Reversal => "reversal_id",
             Route::Adjustment => "adjustment_id",
             Route::Clawback => "clawback_id",
+            Route::Hold | Route::Capture | Route::Release => "hold_id",
         }
     }
 
@@ -82,6 +95,9 @@ impl Route {
             Route::Reversal => "Reversal",
             Route::Adjustment => "Adjustment",
             Route::Clawback => "Clawback",
+            Route::Hold => "Hold",
+            Route::Capture => "Capture",
+            Route::Release => "Release",
         }
     }
 }

@@ -30,11 +30,17 @@ pub enum EntryKind {
     Adjustment,
     /// A fraudulent referral's bonuses taken back from the referrer.
     Clawback,
+    /// Credits moved from the buckets into `held`.
+    Hold,
+    /// Held credits spent.
+    Capture,
+    /// Held credits given back to the buckets.
+    Release,
 }
 
 impl EntryKind {
     /// Every kind, for decoding.
-    pub const ALL: [EntryKind; 11] = [
+    pub const ALL: [EntryKind; 14] = [
         EntryKind::SignupGrant,
         EntryKind::Purchase,
         EntryKind::ReferralBonus,
@@ -46,6 +52,9 @@ impl EntryKind {
         EntryKind::Reversal,
         EntryKind::Adjustment,
         EntryKind::Clawback,
+        EntryKind::Hold,
+        EntryKind::Capture,
+        EntryKind::Release,
     ];
 
     /// The contract's name of the kind.
@@ -62,6 +71,9 @@ impl EntryKind {
             EntryKind::Reversal => "reversal",
             EntryKind::Adjustment => "adjustment",
             EntryKind::Clawback => "clawback",
+            EntryKind::Hold => "hold",
+            EntryKind::Capture => "capture",
+            EntryKind::Release => "release",
         }
     }
 

@@ -7,7 +7,8 @@
 //! |---|---|
 //! | plan catalogue, purchase rates, bonuses | [`plans`] |
 //! | billing cycles (calendar months on an anchor day) | [`cycle`] |
-//! | buckets, ledger entries | [`balance`], [`ledger`] |
+//! | balances, drawdown, debt; ledger entries | [`balance`], [`ledger`] |
+//! | holds and their settlement | [`hold`] |
 //! | validated values of the contract | [`types`] |
 //! | idempotency keys and the request hash | [`idempotency`] |
 //! | referral codes and email normalisation | [`referral`] |
@@ -22,6 +23,7 @@ pub mod balance;
 pub mod config;
 pub mod cycle;
 pub mod email;
+pub mod hold;
 pub mod http;
 pub mod idempotency;
 pub mod ledger;

@@ -136,6 +136,32 @@ pub async fn claw_back(app: &App, body: Value) -> Answer {
     corrections_event(app, &service_event("clawback.json", &body.to_string())).await
 }
 
+/// Places a hold through `spend` with this JSON body.
+pub async fn hold(app: &App, body: Value) -> Answer {
+    spend_event(app, &service_event("hold.json", &body.to_string())).await
+}
+
+/// Captures (`action` "capture") or releases (`"release"`) a hold through
+/// `spend`, with the hold id in the path and this JSON body.
+pub async fn settle_hold(app: &App, hold_id: &str, action: &str, body: Value) -> Answer {
+    let path = format!("/v1/holds/{hold_id}/{action}");
+    let mut event = crate::events::with_route(service_event("capture.json", &body.to_string()), "POST", &path);
+    event["routeKey"] = json!(format!("POST /v1/holds/{{hold_id}}/{action}"));
+    event["pathParameters"] = json!({"hold_id": hold_id});
+    spend_event(app, &event).await
+}
+
+/// The signed-in user's open holds via `GET /v1/me/holds`.
+pub async fn open_holds(app: &App, user: &str) -> Answer {
+    account_event(app, &user_event("holds.json", Some(user), "")).await
+}
+
+/// Runs `hold-expiry` with a Scheduler payload at `time`.
+pub async fn expire_holds_at(app: &App, time: &str) -> Value {
+    let event = lambda_runtime::LambdaEvent::new(json!({"time": time}), lambda_runtime::Context::default());
+    serde_json::to_value(hold_expiry::handle(app, event).await.expect("hold expiry runs")).expect("report")
+}
+
 /// Sends an event through `spend`.
 pub async fn spend_event(app: &App, event: &Value) -> Answer {
     answer(spend::handle(app, request(event)).await.expect("handlers never fail"))

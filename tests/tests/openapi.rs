@@ -100,11 +100,17 @@ fn expected<'a>(spec: &'a Value, op: &'a Value, example: &str) -> (u16, Option<&
     panic!("no response documents the example {example}");
 }
 
-/// Creates the accounts an example names in `x-setup`, and the purchases it
-/// names as `"USER bought PAYMENT_ID"` ($10 each).
+/// Creates the accounts an example names in `x-setup`, the purchases it
+/// names as `"USER bought PAYMENT_ID"` ($10 each) and the holds it names as
+/// `"USER held HOLD_ID"` (3,000 credits each).
 async fn set_up(app: &credits::App, users: &[Value]) -> Map<String, Value> {
     let mut made = Map::new();
     for user in users.iter().filter_map(Value::as_str) {
+        if let Some((holder, hold_id)) = user.split_once(" held ") {
+            let a = hold(app, json!({"user_id": holder, "hold_id": hold_id, "credits": 3000})).await;
+            assert_eq!(a.status, 201, "setting up {user}: {}", a.text);
+            continue;
+        }
         if let Some((buyer, payment)) = user.split_once(" bought ") {
             let body = json!({"user_id": buyer, "payment_id": payment, "amount_cents": 1000, "currency": "USD"});
             let a = buy(app, body).await;
@@ -187,6 +193,7 @@ async fn every_documented_example_goes_through_its_function_as_documented() {
                 let made = set_up(&app, example["x-setup"].as_array().map_or(&[][..], Vec::as_slice)).await;
                 let answer = if method == "post" {
                     let body = fill(&example["value"], &made).to_string();
+                    let route = example["x-path"].as_str().unwrap_or(path);
                     let (fixture, function) = match path.as_str() {
                         "/v1/signups" => ("signup.json", "referral-signup"),
                         "/v1/purchases" => ("purchase.json", "purchase"),
@@ -195,9 +202,12 @@ async fn every_documented_example_goes_through_its_function_as_documented() {
                         "/v1/reversals" => ("reversal.json", "corrections"),
                         "/v1/adjustments" => ("adjustment.json", "corrections"),
                         "/v1/referral-clawbacks" => ("clawback.json", "corrections"),
+                        "/v1/holds" | "/v1/holds/{hold_id}/capture" | "/v1/holds/{hold_id}/release" => {
+                            ("hold.json", "spend")
+                        }
                         other => panic!("openapi.yaml documents {other}, which no test fixture serves"),
                     };
-                    send_to(&app, function, &service_event(fixture, &body)).await
+                    send_to(&app, function, &with_route(service_event(fixture, &body), "POST", route)).await
                 } else {
                     let event = with_route(
                         user_event("balance.json", example["user"].as_str(), example["query"].as_str().unwrap_or("")),
@@ -217,5 +227,5 @@ async fn every_documented_example_goes_through_its_function_as_documented() {
             }
         }
     }
-    assert!(ran >= 22, "ran {ran} examples");
+    assert!(ran >= 28, "ran {ran} examples");
 }

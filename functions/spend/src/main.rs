@@ -1,4 +1,4 @@
-//! `spend`: `POST /v1/spends` (service route, IAM).
+//! `spend`: `POST /v1/spends`, `POST /v1/holds`, `POST /v1/holds/{hold_id}/capture`, `POST /v1/holds/{hold_id}/release` (service routes, IAM).
 
 use credits::{telemetry, App, Mail};
 use lambda_http::{run, service_fn, Error};

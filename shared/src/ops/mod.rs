@@ -9,6 +9,7 @@
 pub mod account;
 pub mod corrections;
 pub mod execute;
+pub mod holds;
 pub mod outbox;
 pub mod plan_change;
 pub mod purchase;

@@ -64,6 +64,18 @@ pub const BODY: &str = "body";
 /// On a purchase's record: the credits reversed so far.
 pub const REVERSED: &str = "reversed";
 
+// Holds (`status`, `created_at` as elsewhere; `hold_expires_at` is not the
+// table's TTL attribute `expires_at`: a hold must not vanish).
+pub const HOLD_ID: &str = "hold_id";
+pub const CREDITS: &str = "credits";
+pub const FROM_PLAN: &str = "from_plan";
+pub const FROM_BONUS: &str = "from_bonus";
+pub const FROM_FLEXIBLE: &str = "from_flexible";
+pub const HOLD_EXPIRES_AT: &str = "hold_expires_at";
+pub const CAPTURED: &str = "captured";
+pub const HOLD_CYCLE_END: &str = "hold_cycle_end";
+pub const FEATURE: &str = "feature";
+
 // Outbox emails (`status` as above: pending, sent or failed).
 pub const EMAIL_ID: &str = "email_id";
 pub const EMAIL_KIND: &str = "email_kind";

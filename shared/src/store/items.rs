@@ -3,12 +3,13 @@
 //! mistyped attribute is a [`StoreError::Corrupt`], never a panic.
 
 use super::attr::*;
-use super::keys::{account_key, code_key, email_key, entry_key, n, partition_of, record_key, s, Item, Queue};
+use super::keys::{account_key, code_key, email_key, entry_key, hold_key, n, partition_of, record_key, s, Item, Queue};
 use super::StoreError;
 use crate::account::Account;
-use crate::balance::{Balance, Delta};
+use crate::balance::{Balance, Delta, Parts};
 use crate::cycle::{format_time, parse_time, Cycle, Time};
 use crate::email::{EmailKind, EmailStatus, OutboxEmail};
+use crate::hold::{Hold, HoldStatus};
 use crate::idempotency::{IdemRecord, RecordKey};
 use crate::ledger::{EntryContext, EntryKind, LedgerEntry};
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -215,6 +216,52 @@ pub(crate) fn decode_purchase(item: &Item) -> Result<crate::store::PurchaseFacts
     })
 }
 
+pub(crate) fn encode_hold(h: &Hold) -> Item {
+    let mut attributes = vec![
+        (KIND, s("hold")),
+        (USER_ID, s(&h.user_id)),
+        (HOLD_ID, s(&h.hold_id)),
+        (CREDITS, n(h.credits)),
+        (FROM_PLAN, n(h.from.plan)),
+        (FROM_BONUS, n(h.from.bonus)),
+        (FROM_FLEXIBLE, n(h.from.flexible)),
+        (STATUS, s(h.status.as_str())),
+        (HOLD_EXPIRES_AT, s(&format_time(h.expires_at))),
+        (HOLD_CYCLE_END, s(&format_time(h.cycle_end))),
+        (CREATED_AT, s(&format_time(h.created_at))),
+    ];
+    if let Some(feature) = &h.feature {
+        attributes.push((FEATURE, s(feature)));
+    }
+    if let Some(captured) = h.captured {
+        attributes.push((CAPTURED, n(captured)));
+    }
+    if h.status == HoldStatus::Open {
+        attributes.push((SCHED_PK, s(&partition_of(Queue::Holds, &format!("{}/{}", h.user_id, h.hold_id)))));
+        attributes.push((SCHED_SK, s(&format_time(h.expires_at))));
+    }
+    with(hold_key(&h.user_id, &h.hold_id), attributes)
+}
+
+pub(crate) fn decode_hold(item: &Item) -> Result<Hold, StoreError> {
+    Ok(Hold {
+        user_id: get_s(item, USER_ID)?.to_owned(),
+        hold_id: get_s(item, HOLD_ID)?.to_owned(),
+        credits: get_n(item, CREDITS)?,
+        from: Parts {
+            plan: get_n(item, FROM_PLAN)?,
+            bonus: get_n(item, FROM_BONUS)?,
+            flexible: get_n(item, FROM_FLEXIBLE)?,
+        },
+        status: HoldStatus::from_name(get_s(item, STATUS)?).ok_or_else(|| corrupt(item, STATUS))?,
+        expires_at: get_time(item, HOLD_EXPIRES_AT)?,
+        captured: item.get(CAPTURED).map(|_| get_n(item, CAPTURED)).transpose()?,
+        cycle_end: get_time(item, HOLD_CYCLE_END)?,
+        feature: get_s_opt(item, FEATURE)?,
+        created_at: get_time(item, CREATED_AT)?,
+    })
+}
+
 pub(crate) fn encode_code_claim(code: &str, user_id: &str) -> Item {
     with(code_key(code), vec![(KIND, s("code")), (USER_ID, s(user_id))])
 }
@@ -327,6 +374,31 @@ mod tests {
             next_attempt_at: at,
         };
         assert_eq!(decode_email(&encode_email(&email)).expect("decodes"), (email, 0));
+    }
+
+    #[test]
+    fn holds_round_trip_and_only_open_ones_are_scheduled() {
+        let at = parse_time("2026-01-31T10:00:00Z").expect("time");
+        let mut hold = Hold {
+            user_id: "u".into(),
+            hold_id: "h-1".into(),
+            credits: 60,
+            from: Parts { plan: 10, bonus: 20, flexible: 30 },
+            status: HoldStatus::Open,
+            expires_at: at,
+            captured: None,
+            cycle_end: at,
+            feature: Some("render".into()),
+            created_at: at,
+        };
+        let item = encode_hold(&hold);
+        assert_eq!(decode_hold(&item).expect("decodes"), hold);
+        assert!(item.contains_key(SCHED_PK));
+        hold.status = HoldStatus::Captured;
+        hold.captured = Some(40);
+        let item = encode_hold(&hold);
+        assert_eq!(decode_hold(&item).expect("decodes"), hold);
+        assert!(!item.contains_key(SCHED_PK));
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub enum Queue {
     Due,
     /// Pending emails, by next attempt.
     Outbox,
+    /// Open holds, by expiry.
+    Holds,
 }
 
 /// The schedule-index partition `shard` of `queue`: `DUE#07`, `OUTBOX#15`.
@@ -32,6 +34,7 @@ pub fn schedule_partition(queue: Queue, shard: u32) -> String {
     let prefix = match queue {
         Queue::Due => "DUE",
         Queue::Outbox => "OUTBOX",
+        Queue::Holds => "HOLDS",
     };
     format!("{prefix}#{:02}", shard % SCHEDULE_SHARDS)
 }
@@ -75,6 +78,12 @@ pub(crate) fn entry_key(user_id: &str, seq: u64) -> Item {
 
 pub(crate) fn record_key(k: &RecordKey) -> Item {
     key(user_pk(&k.user_id), &format!("IDEM#{}#{}", k.route.record_name(), k.key))
+}
+
+pub(crate) const HOLD_PREFIX: &str = "HOLD#";
+
+pub(crate) fn hold_key(user_id: &str, hold_id: &str) -> Item {
+    key(user_pk(user_id), &format!("{HOLD_PREFIX}{hold_id}"))
 }
 
 pub(crate) fn code_key(code: &str) -> Item {

@@ -28,14 +28,15 @@ pub use schedule::Page;
 pub use tx::{CommitError, Role, Tx, Write};
 
 use crate::account::Account;
+use crate::hold::{Hold, HoldStatus};
 use crate::idempotency::{IdemRecord, RecordKey, Route};
 use crate::ledger::LedgerEntry;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_get_items::TransactGetItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Get, TransactGetItem};
 use aws_sdk_dynamodb::Client;
-use items::{decode_account, decode_code_claim, decode_entry, decode_purchase, decode_record};
-use keys::{account_key, code_key, record_key, s, user_pk, Item, LEDGER_PREFIX};
+use items::{decode_account, decode_code_claim, decode_entry, decode_hold, decode_purchase, decode_record};
+use keys::{account_key, code_key, hold_key, record_key, s, user_pk, Item, HOLD_PREFIX, LEDGER_PREFIX};
 
 /// Name of the sparse index of scheduled work (due accounts, pending emails).
 pub const SCHEDULE_INDEX: &str = "by-schedule";
@@ -114,6 +115,8 @@ pub struct Lookups {
     pub code: Option<String>,
     /// A payment id: the user's purchase with that key, if any.
     pub purchase: Option<String>,
+    /// A hold id: the user's hold with that id, if any.
+    pub hold: Option<String>,
 }
 
 /// A purchase, as its idempotency record keeps it.
@@ -140,6 +143,8 @@ pub struct RequestRead {
     pub code_owner: Option<String>,
     /// The purchase the request names.
     pub purchase: Option<PurchaseFacts>,
+    /// The hold the request names.
+    pub hold: Option<Hold>,
 }
 
 /// The table, through the real DynamoDB client.
@@ -177,6 +182,16 @@ impl Store {
         Ok(out.map_err(classify)?.item)
     }
 
+    /// One item of a `TransactGetItems`.
+    fn transact_get(&self, key: Item) -> Result<TransactGetItem, StoreError> {
+        Get::builder()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .build()
+            .map(|g| TransactGetItem::builder().get(g).build())
+            .map_err(|e| StoreError::Internal(e.to_string()))
+    }
+
     /// Reads an account (strongly consistent).
     pub async fn account(&self, user_id: &str) -> Result<Option<Account>, StoreError> {
         self.get(account_key(user_id)).await?.as_ref().map(decode_account).transpose()
@@ -185,14 +200,7 @@ impl Store {
     /// Reads what a mutating request needs before it decides, in one
     /// request (see [`RequestRead`]).
     pub async fn request_read(&self, key: &RecordKey, lookups: &Lookups) -> Result<RequestRead, StoreError> {
-        let get = |k| {
-            Get::builder()
-                .table_name(&self.table)
-                .set_key(Some(k))
-                .build()
-                .map(|g| TransactGetItem::builder().get(g).build())
-                .map_err(|e| StoreError::Internal(e.to_string()))
-        };
+        let get = |key| self.transact_get(key);
         let mut request = self
             .client
             .transact_get_items()
@@ -207,12 +215,16 @@ impl Store {
         };
         let code_at = position(lookups.code.is_some());
         let purchase_at = position(lookups.purchase.is_some());
+        let hold_at = position(lookups.hold.is_some());
         if let Some(code) = &lookups.code {
             request = request.transact_items(get(code_key(code))?);
         }
         if let Some(payment_id) = &lookups.purchase {
             let purchase = RecordKey { route: Route::Purchase, user_id: key.user_id.clone(), key: payment_id.clone() };
             request = request.transact_items(get(record_key(&purchase))?);
+        }
+        if let Some(hold_id) = &lookups.hold {
+            request = request.transact_items(get(hold_key(&key.user_id, hold_id))?);
         }
         let out = request.send().await.map_err(classify_read)?;
         let responses = out.responses.unwrap_or_default();
@@ -222,7 +234,28 @@ impl Store {
             record: item(Some(1)).map(decode_record).transpose()?,
             code_owner: item(code_at).map(decode_code_claim).transpose()?,
             purchase: item(purchase_at).map(decode_purchase).transpose()?,
+            hold: item(hold_at).map(decode_hold).transpose()?,
         })
+    }
+
+    /// Reads an account and one of its holds together (strongly consistent).
+    pub async fn account_and_hold(
+        &self,
+        user_id: &str,
+        hold_id: &str,
+    ) -> Result<(Option<Account>, Option<Hold>), StoreError> {
+        let get = |key| self.transact_get(key);
+        let out = self
+            .client
+            .transact_get_items()
+            .transact_items(get(account_key(user_id))?)
+            .transact_items(get(hold_key(user_id, hold_id))?)
+            .send()
+            .await
+            .map_err(classify_read)?;
+        let responses = out.responses.unwrap_or_default();
+        let item = |i: usize| responses.get(i).and_then(|r| r.item.as_ref());
+        Ok((item(0).map(decode_account).transpose()?, item(1).map(decode_hold).transpose()?))
     }
 
     /// Reads a request's idempotency record (strongly consistent).
@@ -260,6 +293,29 @@ impl Store {
         let more = entries.len() > limit;
         entries.truncate(limit);
         Ok((entries, more))
+    }
+
+    /// A user's open holds, oldest first (at most 1,000: holds are meant
+    /// to be short-lived).
+    pub async fn open_holds(&self, user_id: &str) -> Result<Vec<Hold>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :hold)")
+            .filter_expression("#status = :open")
+            .expression_attribute_names("#status", attr::STATUS)
+            .expression_attribute_values(":pk", s(&user_pk(user_id)))
+            .expression_attribute_values(":hold", s(HOLD_PREFIX))
+            .expression_attribute_values(":open", s(HoldStatus::Open.as_str()))
+            .consistent_read(true)
+            .limit(1_000)
+            .send()
+            .await
+            .map_err(classify)?;
+        let mut holds = out.items.unwrap_or_default().iter().map(decode_hold).collect::<Result<Vec<_>, _>>()?;
+        holds.sort_by_key(|h| h.created_at);
+        Ok(holds)
     }
 
     pub(crate) fn client(&self) -> &Client {

@@ -2,9 +2,9 @@
 //! each spread over [`SCHEDULE_SHARDS`] partitions, found by `Query` (never a
 //! scan), read and claimed.
 
-use super::attr::{NEXT_ATTEMPT_AT, SCHED_PK, SCHED_SK, STATUS};
+use super::attr::{NEXT_ATTEMPT_AT, SCHED_PK, SCHED_SK, SK, STATUS};
 use super::items::{decode_account, decode_email};
-use super::keys::{account_key, email_key, id_of, s, schedule_partition, Item, Queue};
+use super::keys::{account_key, email_key, id_of, s, schedule_partition, Item, Queue, HOLD_PREFIX};
 use super::{classify, Store, StoreError, SCHEDULE_INDEX};
 use crate::account::Account;
 use crate::cycle::{format_time, Time};
@@ -15,8 +15,10 @@ use std::collections::HashMap;
 /// A page of the schedule: the ids due, and where the next page starts.
 #[derive(Debug, Default)]
 pub struct Page {
-    /// User ids (`Due`) or email ids (`Outbox`).
+    /// User ids (`Due`, `Holds`) or email ids (`Outbox`).
     pub ids: Vec<String>,
+    /// With `Holds`: each item's (user id, hold id).
+    pub holds: Vec<(String, String)>,
     /// The key to continue from; `None` at the end of the shard.
     pub next: Option<HashMap<String, AttributeValue>>,
 }
@@ -53,8 +55,16 @@ impl Store {
             .send()
             .await
             .map_err(classify)?;
-        let ids = out.items.unwrap_or_default().iter().filter_map(id_of).collect();
-        Ok(Page { ids, next: out.last_evaluated_key })
+        let items = out.items.unwrap_or_default();
+        let ids = items.iter().filter_map(id_of).collect();
+        let holds = items
+            .iter()
+            .filter_map(|i| {
+                let hold = i.get(SK)?.as_s().ok()?.strip_prefix(HOLD_PREFIX)?;
+                Some((id_of(i)?, hold.to_owned()))
+            })
+            .collect();
+        Ok(Page { ids, holds, next: out.last_evaluated_key })
     }
 
     /// Reads up to 100 accounts in one request (strongly consistent),

@@ -3,12 +3,15 @@
 //! entries and the outbox emails.
 
 use super::attr::*;
-use super::items::{decode_record, encode_account, encode_code_claim, encode_email, encode_entry, encode_record};
-use super::keys::{account_key, n, record_key, s, Item};
+use super::items::{
+    decode_record, encode_account, encode_code_claim, encode_email, encode_entry, encode_hold, encode_record,
+};
+use super::keys::{account_key, hold_key, n, record_key, s, Item};
 use super::{classify, Store, StoreError};
 use crate::account::{Account, Change};
 use crate::cycle::format_time;
 use crate::email::OutboxEmail;
+use crate::hold::{Hold, HoldStatus};
 use crate::idempotency::{IdemRecord, RecordKey, Route};
 use crate::ledger::LedgerEntry;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -29,6 +32,11 @@ pub enum Write {
     /// One more signup that recorded this user as referrer, without a
     /// reward: only a counter moves, so the version is left alone.
     CountReferralSignup(String),
+    /// A new hold (it must not exist yet).
+    OpenHold(Hold),
+    /// A hold settled (captured, released, expired), on the condition that
+    /// it is still open.
+    CloseHold(Hold),
     /// Credits of a purchase reversed, counted on its record, on the
     /// condition that the count is still what was read.
     CountReversal {
@@ -59,6 +67,8 @@ pub enum Role {
     Counter(String),
     /// A purchase's count of reversed credits.
     Purchase,
+    /// A hold.
+    Hold,
     /// A ledger entry.
     Ledger,
     /// An outbox email.
@@ -150,6 +160,8 @@ impl Tx {
             Write::Create { account, entries } => self.create_account(account, entries),
             Write::Change(change) => self.change_account(change),
             Write::CountReferralSignup(referrer) => self.count_referral_signup(referrer),
+            Write::OpenHold(hold) => self.put(encode_hold(hold), Role::Hold, false),
+            Write::CloseHold(hold) => self.close_hold(hold),
             Write::CountReversal { user_id, payment_id, before, after } => {
                 self.count_reversal(user_id, payment_id, *before, *after)
             }
@@ -271,6 +283,23 @@ impl Tx {
             .expression_attribute_values(":one", n(1))
             .build();
         self.update(update, Role::Counter(referrer_id.to_owned()));
+    }
+
+    fn close_hold(&mut self, hold: &Hold) {
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(hold_key(&hold.user_id, &hold.hold_id)))
+            .condition_expression("#status = :open")
+            .expression_attribute_names("#status", STATUS)
+            .expression_attribute_values(":open", s(HoldStatus::Open.as_str()))
+            .expression_attribute_values(":status", s(hold.status.as_str()));
+        let mut sets = vec!["#status = :status".to_owned()];
+        if let Some(captured) = hold.captured {
+            sets.push(format!("{CAPTURED} = :captured"));
+            update = update.expression_attribute_values(":captured", n(captured));
+        }
+        let update = update.update_expression(format!("SET {} REMOVE {SCHED_PK}, {SCHED_SK}", sets.join(", "))).build();
+        self.update(update, Role::Hold);
     }
 
     fn count_reversal(&mut self, user_id: &str, payment_id: &str, before: i64, after: i64) {

@@ -1,0 +1,11 @@
+//! `hold-expiry`: releases open holds past their `expires_at`, every minute (EventBridge schedule).
+
+use credits::{telemetry, App, Mail};
+use lambda_runtime::{run, service_fn, Error};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let app = App::from_env(Mail::NotUsed).await?;
+    run(service_fn(|event| hold_expiry::handle(&app, event))).await
+}

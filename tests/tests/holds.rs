@@ -1,0 +1,293 @@
+//! Holds through `spend` (`POST /v1/holds`, `.../capture`, `.../release`),
+//! `account` (`GET /v1/me/holds`) and `hold-expiry`, against the emulator.
+
+use integration_tests::*;
+use serde_json::{json, Value};
+
+fn at(minutes: i64) -> String {
+    credits::cycle::format_time(credits::cycle::now() + chrono::Duration::minutes(minutes))
+}
+
+async fn kinds(app: &credits::App, user: &str) -> Vec<String> {
+    ledger_kinds(app, user).await.into_iter().map(|(k, ..)| k).collect()
+}
+
+/// A pro user with 5,000 plan, 500 bonus and 3,000 flexible credits.
+async fn renderer(app: &credits::App) -> String {
+    let (user, _) = new_user(app, "pro").await;
+    let b = buy(app, json!({"user_id": user, "payment_id": "p", "amount_cents": 1000, "currency": "USD"})).await;
+    assert_eq!(b.status, 201, "{}", b.text);
+    let a = adjust(
+        app,
+        json!({"user_id": user, "adjustment_id": "b", "credits": 500, "bucket": "bonus", "reason": "promotion"}),
+    )
+    .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    assert_eq!(
+        balance(app, &user).await,
+        json!({"plan": 5000, "bonus": 500, "flexible": 3000, "held": 0, "debt": 0, "total": 8500})
+    );
+    user
+}
+
+#[tokio::test]
+async fn a_render_hold_of_8500_captured_for_7900_returns_the_rest() {
+    let app = app().await;
+    let user = renderer(&app).await;
+    let h =
+        hold(&app, json!({"user_id": user, "hold_id": "render-1", "credits": 8500, "feature": "video-render"})).await;
+    assert_eq!(h.status, 201, "{}", h.text);
+    assert_eq!(h.json["hold"]["from"], json!({"plan": 5000, "bonus": 500, "flexible": 3000}));
+    assert_eq!((h.json["hold"]["status"].as_str(), h.json["hold"]["captured"].is_null()), (Some("open"), true));
+    assert_eq!(h.json["balance"], json!({"plan": 0, "bonus": 0, "flexible": 0, "held": 8500, "debt": 0, "total": 0}));
+    let listed = open_holds(&app, &user).await;
+    assert_eq!(listed.json["holds"].as_array().map(Vec::len), Some(1), "{}", listed.text);
+    assert_eq!(
+        spend(&app, json!({"user_id": user, "spend_id": "meanwhile", "credits": 1})).await.code(),
+        "insufficient_credits"
+    );
+
+    let c = settle_hold(&app, "render-1", "capture", json!({"user_id": user, "credits": 7900})).await;
+    assert_eq!(c.status, 200, "{}", c.text);
+    assert_eq!(
+        (c.json["hold"]["status"].as_str(), c.json["hold"]["captured"].as_i64()),
+        (Some("captured"), Some(7900))
+    );
+    assert_eq!(c.json["balance"], json!({"plan": 0, "bonus": 0, "flexible": 600, "held": 0, "debt": 0, "total": 600}));
+    let tail: Vec<String> = kinds(&app, &user).await.into_iter().rev().take(3).collect();
+    assert_eq!(tail, ["release", "capture", "hold"]);
+    assert_eq!(open_holds(&app, &user).await.json["holds"], json!([]));
+
+    let again = settle_hold(&app, "render-1", "capture", json!({"user_id": user, "credits": 7900})).await;
+    assert_eq!((again.status, again.replayed, again.text.as_str()), (200, true, c.text.as_str()));
+    let other = settle_hold(&app, "render-1", "capture", json!({"user_id": user, "credits": 8000})).await;
+    assert_eq!((other.status, other.code()), (409, "hold_closed"), "{}", other.text);
+    let late = settle_hold(&app, "render-1", "release", json!({"user_id": user})).await;
+    assert_eq!((late.status, late.code()), (409, "hold_closed"), "{}", late.text);
+    assert_ledger_explains_balance(&app, &user).await;
+}
+
+#[tokio::test]
+async fn a_release_gives_everything_back_and_settling_twice_differently_is_hold_closed() {
+    let app = app().await;
+    let (user, _) = new_user(&app, "basic").await;
+    assert_eq!(hold(&app, json!({"user_id": user, "hold_id": "h", "credits": 1500})).await.status, 201);
+    let r = settle_hold(&app, "h", "release", json!({"user_id": user})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!((r.json["hold"]["status"].as_str(), r.json["hold"]["captured"].is_null()), (Some("released"), true));
+    assert_eq!(r.json["balance"]["plan"], 2000);
+    let again = settle_hold(&app, "h", "release", json!({"user_id": user})).await;
+    assert_eq!((again.status, again.replayed, again.text.as_str()), (200, true, r.text.as_str()));
+    let capture = settle_hold(&app, "h", "capture", json!({"user_id": user, "credits": 10})).await;
+    assert_eq!((capture.status, capture.code()), (409, "hold_closed"));
+    let unknown = settle_hold(&app, "nope", "release", json!({"user_id": user})).await;
+    assert_eq!((unknown.status, unknown.code()), (404, "hold_not_found"));
+    let (other, _) = new_user(&app, "basic").await;
+    let theirs = settle_hold(&app, "h", "release", json!({"user_id": other})).await;
+    assert_eq!(theirs.code(), "hold_not_found", "a hold is found under its own user only");
+    assert_ledger_explains_balance(&app, &user).await;
+}
+
+#[tokio::test]
+async fn a_hold_larger_than_the_total_is_402_and_holds_nothing() {
+    let app = app().await;
+    let (user, _) = new_user(&app, "free").await;
+    let a = hold(&app, json!({"user_id": user, "hold_id": "big", "credits": 1001})).await;
+    assert_eq!((a.status, a.code()), (402, "insufficient_credits"), "{}", a.text);
+    assert_eq!(balance(&app, &user).await["held"], 0);
+    assert_eq!(kinds(&app, &user).await, ["signup_grant"]);
+    assert_eq!(open_holds(&app, &user).await.json["holds"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn forty_concurrent_holds_of_thirty_on_a_thousand_let_exactly_33_through() {
+    let app = app().await;
+    let (user, _) = new_user(&app, "free").await;
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let (app, body) = (app.clone(), json!({"user_id": user, "hold_id": format!("h{i}"), "credits": 30}));
+            tokio::spawn(async move { hold(&app, body).await })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.push(task.await.expect("task").status);
+    }
+    assert_eq!(
+        (statuses.iter().filter(|s| **s == 201).count(), statuses.iter().filter(|s| **s == 402).count()),
+        (33, 7)
+    );
+    assert_eq!(
+        balance(&app, &user).await,
+        json!({"plan": 10, "bonus": 0, "flexible": 0, "held": 990, "debt": 0, "total": 10})
+    );
+    assert_eq!(open_holds(&app, &user).await.json["holds"].as_array().map(Vec::len), Some(33));
+    assert_ledger_explains_balance(&app, &user).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn racing_holds_spends_and_captures_never_overspend() {
+    let app = app().await;
+    let (user, _) = new_user(&app, "free").await; // 1,000
+    for i in 0..5 {
+        assert_eq!(
+            hold(&app, json!({"user_id": user, "hold_id": format!("first{i}"), "credits": 100})).await.status,
+            201
+        );
+    }
+    let mut tasks: Vec<tokio::task::JoinHandle<Answer>> = Vec::new();
+    for i in 0..5 {
+        let (a, u) = (app.clone(), user.clone());
+        tasks.push(tokio::spawn(async move {
+            settle_hold(&a, &format!("first{i}"), "capture", json!({"user_id": u, "credits": 60})).await
+        }));
+        let (a, u) = (app.clone(), user.clone());
+        tasks.push(tokio::spawn(async move {
+            hold(&a, json!({"user_id": u, "hold_id": format!("more{i}"), "credits": 150})).await
+        }));
+        let (a, u) = (app.clone(), user.clone());
+        tasks.push(tokio::spawn(async move {
+            spend(&a, json!({"user_id": u, "spend_id": format!("s{i}"), "credits": 90})).await
+        }));
+    }
+    for task in tasks {
+        let a = task.await.expect("task");
+        assert!([200, 201, 402].contains(&a.status), "{} {}", a.status, a.text);
+    }
+    let b = balance(&app, &user).await;
+    assert!(b["total"].as_i64().is_some_and(|t| t >= 0), "{b}");
+    let spent = 5 * 60; // captured
+    let held_or_free = b["total"].as_i64().unwrap_or(0) + b["held"].as_i64().unwrap_or(0);
+    let spends = ledger_kinds(&app, &user).await.iter().filter(|(k, ..)| k == "spend").count() as i64;
+    assert_eq!(held_or_free + spent + spends * 90, 1_000, "every credit is somewhere: {b}");
+    assert_ledger_explains_balance(&app, &user).await;
+}
+
+#[tokio::test]
+async fn plan_credits_whose_cycle_ended_while_held_expire_at_capture() {
+    let app = app_on_fresh_table(&[]).await;
+    let user = unique("cycle");
+    let body = json!({"user_id": user, "email": format!("{user}@example.com"), "plan": "pro", "signed_up_at": "2026-01-31T10:00:00Z"});
+    assert_eq!(signup(&app, body).await.status, 201);
+    assert_eq!(
+        buy(&app, json!({"user_id": user, "payment_id": "p", "amount_cents": 100, "currency": "USD"})).await.status,
+        201
+    );
+    let h = hold(&app, json!({"user_id": user, "hold_id": "long", "credits": 5200, "expires_in_s": 86400})).await;
+    assert_eq!(h.json["hold"]["from"], json!({"plan": 5000, "bonus": 0, "flexible": 200}));
+    // The rollover does not count held plan credits as remaining: nothing to expire in the bucket.
+    assert_eq!(rollover_at(&app, "2026-02-28T10:00:00Z", 0).await["rolled_over"], 1);
+    let after = balance(&app, &user).await;
+    assert_eq!((after["plan"].as_i64(), after["held"].as_i64()), (Some(5000), Some(5200)));
+    let c = settle_hold(&app, "long", "capture", json!({"user_id": user, "credits": 3000})).await;
+    assert_eq!(c.status, 200, "{}", c.text);
+    // 3,000 captured from the plan part; its other 2,000 belonged to the ended cycle: expired; flexible
+    // 200 back beside the 100 never held.
+    assert_eq!(
+        c.json["balance"],
+        json!({"plan": 5000, "bonus": 0, "flexible": 300, "held": 0, "debt": 0, "total": 5300})
+    );
+    let tail: Vec<(String, i64)> =
+        ledger_kinds(&app, &user).await.into_iter().rev().take(3).map(|(k, p, _)| (k, p)).collect();
+    assert_eq!(tail, [("release".to_owned(), 0), ("expire".to_owned(), 0), ("capture".to_owned(), 0)]);
+    assert_ledger_explains_balance(&app, &user).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn expired_holds_are_released_once_by_racing_runs() {
+    let app = app_on_fresh_table(&[]).await;
+    let (user, _) = new_user(&app, "free").await;
+    assert_eq!(
+        hold(&app, json!({"user_id": user, "hold_id": "short", "credits": 400, "expires_in_s": 60})).await.status,
+        201
+    );
+    assert_eq!(
+        hold(&app, json!({"user_id": user, "hold_id": "long", "credits": 100, "expires_in_s": 3600})).await.status,
+        201
+    );
+    assert_eq!(expire_holds_at(&app, &at(0)).await["expired"], 0, "not yet due");
+    let runs: Vec<_> = (0..3)
+        .map(|_| {
+            let app = app.clone();
+            tokio::spawn(async move { expire_holds_at(&app, &at(2)).await })
+        })
+        .collect();
+    let mut expired = 0;
+    for run in runs {
+        let report: Value = run.await.expect("run");
+        assert_eq!(report["errors"], 0);
+        expired += report["expired"].as_u64().unwrap_or(0);
+    }
+    assert_eq!(expired, 1, "three racing runs release it once");
+    let listed = open_holds(&app, &user).await;
+    assert_eq!(listed.json["holds"].as_array().map(|h| h.len()), Some(1));
+    assert_eq!(listed.json["holds"][0]["hold_id"], "long");
+    assert_eq!(
+        balance(&app, &user).await,
+        json!({"plan": 900, "bonus": 0, "flexible": 0, "held": 100, "debt": 0, "total": 900})
+    );
+    let late = settle_hold(&app, "short", "capture", json!({"user_id": user, "credits": 10})).await;
+    assert_eq!((late.status, late.code()), (409, "hold_closed"));
+    assert!(late.json["error"]["message"].as_str().is_some_and(|m| m.contains("expired")), "{}", late.text);
+    assert_ledger_explains_balance(&app, &user).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_expiry_racing_a_capture_leaves_one_winner() {
+    let app = app_on_fresh_table(&[]).await;
+    for round in 0..6 {
+        let (user, _) = new_user(&app, "free").await;
+        let id = format!("race{round}");
+        assert_eq!(
+            hold(&app, json!({"user_id": user, "hold_id": id, "credits": 500, "expires_in_s": 60})).await.status,
+            201
+        );
+        let capture = {
+            let (app, id, user) = (app.clone(), id.clone(), user.clone());
+            tokio::spawn(
+                async move { settle_hold(&app, &id, "capture", json!({"user_id": user, "credits": 200})).await },
+            )
+        };
+        let expiry = {
+            let app = app.clone();
+            tokio::spawn(async move { expire_holds_at(&app, &at(2)).await })
+        };
+        let (capture, expiry) = (capture.await.expect("capture"), expiry.await.expect("expiry"));
+        let b = balance(&app, &user).await;
+        match (capture.status, expiry["expired"].as_u64()) {
+            (200, Some(0)) => assert_eq!(b["total"], 800, "captured 200: {b}"),
+            (409, Some(1)) => {
+                assert_eq!(capture.code(), "hold_closed");
+                assert_eq!(b["total"], 1000, "expired, all back: {b}");
+            }
+            other => panic!("both or neither won: {other:?} {}", capture.text),
+        }
+        assert_eq!(b["held"], 0);
+        assert_ledger_explains_balance(&app, &user).await;
+    }
+}
+
+#[tokio::test]
+async fn bad_holds_are_400_naming_the_field_and_hold_nothing() {
+    let app = app().await;
+    let (user, _) = new_user(&app, "free").await;
+    for (body, field) in [
+        (json!({"user_id": user, "hold_id": "h", "credits": 0}), "credits"),
+        (json!({"user_id": user, "hold_id": "h", "credits": 10, "expires_in_s": 30}), "expires_in_s"),
+        (json!({"user_id": user, "hold_id": "h", "credits": 10, "expires_in_s": 100000}), "expires_in_s"),
+        (json!({"user_id": user, "hold_id": "h h", "credits": 10}), "hold_id"),
+        (json!({"user_id": user, "hold_id": "h", "credits": 10, "ttl": 5}), "unknown field"),
+    ] {
+        let a = hold(&app, body.clone()).await;
+        assert_eq!((a.status, a.code()), (400, "invalid_request"), "{body}: {}", a.text);
+        assert!(a.json["error"]["message"].as_str().unwrap_or("").contains(field), "{body}: {}", a.text);
+    }
+    assert_eq!(hold(&app, json!({"user_id": user, "hold_id": "ok", "credits": 10})).await.status, 201);
+    let over = settle_hold(&app, "ok", "capture", json!({"user_id": user, "credits": 11})).await;
+    assert_eq!((over.status, over.code()), (400, "invalid_request"), "{}", over.text);
+    let negative = settle_hold(&app, "ok", "capture", json!({"user_id": user, "credits": -1})).await;
+    assert_eq!(negative.status, 400);
+    let bad_id = settle_hold(&app, "a:b@c", "release", json!({"user_id": user})).await;
+    assert_eq!(bad_id.status, 400, "{}", bad_id.text);
+    assert_eq!(balance(&app, &user).await["held"], 10);
+}
