@@ -4,8 +4,9 @@ Uses a running `make run` on localhost:9000, or starts one (and stops it at
 the end). A user signs up and shares the referral link, a friend signs up
 through it, upgrades to Pro, buys $10 of flexible credits and spends some;
 the payment is charged back (debt), a second purchase repays the debt, the
-user holds credits for a render and captures less, and a rollover tick passes
-the friend's cycle end. Each step prints the
+user holds credits for a render and captures less, runs low and gets the
+low-balance email with her options (and the same from /v1/me/credit-options),
+and a rollover tick passes the friend's cycle end. Each step prints the
 request, the response and both balances; at the end, the emails the emulator
 received. Exits non-zero as soon as a step does not behave as documented.
 """
@@ -159,9 +160,25 @@ def story():
     expect(c["balance"]["bonus"] == 1550, "the 300 not used go back to the bonus bucket they came from")
     table(people)
 
+    low = step(13, "Alice exports a few more videos and is running low", "POST", "/v1/spends",
+               {"user_id": alice, "spend_id": f"exports-{tag}", "credits": 1480, "feature": "video-export"},
+               expect_status=201)
+    expect(low["balance"]["total"] == 70, "70 credits left: below 10% of her 1,000 a month")
+    table(people)
+    alert = [m for m in ses_messages() if alice in json.dumps(m) and "credits left" in m["subject"]]
+    expect(len(alert) == 1, f"one low-balance email to alice, got {len(alert)}")
+    print(f"\n   The low-balance email, as the emulated SES received it:\n   subject: {alert[0]['subject']}")
+    for line in html_text(alert[0]["body"]):
+        print(f"   | {line}")
+    options = step(14, "Her dashboard asks the same question: how can I get more credits?", "GET",
+                   "/v1/me/credit-options", user=alice, expect_status=200)
+    expect(options["buy"]["plans_that_can_buy"] == ["pro", "business"], "free cannot buy; pro and business can")
+    expect(options["upgrade"][-1] == {"plan": "business", "monthly_allowance": 20000, "rate_per_dollar": 200,
+                                      "credits_now": 19000}, "upgrading to business adds 19,000 today")
+
     end = datetime.fromisoformat(b["account"]["cycle_end"].replace("Z", "+00:00"))
     tick = (end + timedelta(minutes=1)).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    print(f"\n13. A rollover tick passes Bob's cycle end ({b['account']['cycle_end']})")
+    print(f"\n15. A rollover tick passes Bob's cycle end ({b['account']['cycle_end']})")
     print(f"   invoke rollover {json.dumps({'time': tick})}")
     report = invoke("rollover", {"time": tick})
     print(f"   response: {json.dumps(report)}")
@@ -171,13 +188,25 @@ def story():
     expect(after == expected, f"bob: fresh Pro allowance, flexible kept: {after}")
     table(people)
 
-    print("\n14. Emails the emulator received")
-    with urllib.request.urlopen(f"{EMULATOR}/_emulator/ses/messages", timeout=30) as resp:
-        mails = [m for m in json.loads(resp.read()) if tag in json.dumps(m)]
+    print("\n16. Emails the emulator received")
+    mails = [m for m in ses_messages() if tag in json.dumps(m)]
     for m in mails:
         print(f"   to {json.dumps(m['to'])}: {m['subject']}")
-    expect(len(mails) == 4, f"four emails (signup bonus, upgrade bonus, two receipts), got {len(mails)}")
+    expect(len(mails) == 6, "six emails (signup and upgrade bonuses, two receipts, two low-balance: bob's after the "
+           f"chargeback emptied his balance, alice's), got {len(mails)}")
     print("\nThe demo behaved as the API reference says.")
+
+
+def ses_messages():
+    with urllib.request.urlopen(f"{EMULATOR}/_emulator/ses/messages", timeout=30) as resp:
+        return json.loads(resp.read())
+
+
+def html_text(html):
+    """The paragraphs of an HTML email, as text lines."""
+    import html as htmllib
+    import re
+    return [htmllib.unescape(re.sub(r"<[^>]+>", "", p)) for p in re.findall(r"<p>(.*?)</p>", html)]
 
 
 def api_up():

@@ -48,6 +48,8 @@ pub struct Account {
     pub referral_paid: i64,
     /// Whether this account's referral was clawed back: it pays nothing more.
     pub referral_revoked: bool,
+    /// Low-balance thresholds already alerted in the current cycle.
+    pub low_balance_alerted: Vec<i64>,
 }
 
 /// An account's plan name that the catalogue (`CREDITS_CONFIG`) no longer
@@ -123,6 +125,9 @@ pub struct Change {
     pub referral_paid: i64,
     /// Marks the account's referral revoked.
     pub revoke_referral: bool,
+    /// The low-balance thresholds alerted this cycle, if they change (a
+    /// new alert adds one; a new cycle empties them).
+    pub low_balance_alerted: Option<Vec<i64>>,
     /// A cap `cycle_referrals` must still be under when the write lands.
     pub cycle_referrals_below: Option<i64>,
     /// A move to a later cycle.
@@ -146,6 +151,7 @@ impl Change {
             referral_signups: 0,
             referral_paid: 0,
             revoke_referral: false,
+            low_balance_alerted: None,
             cycle_referrals_below: None,
             cycle: None,
             reset_cycle_referrals: false,
@@ -285,6 +291,7 @@ pub(crate) mod fixtures {
             rewarded_credits: 0,
             referral_paid: 0,
             referral_revoked: false,
+            low_balance_alerted: Vec::new(),
         }
     }
 }

@@ -57,7 +57,7 @@ impl App {
     ) -> Result<App, ConfigError> {
         let mailer = match (mail, &config.sender_email) {
             (Mail::Required, None) => return Err(ConfigError::Missing("SENDER_EMAIL")),
-            (Mail::Required, Some(sender)) => Some(Mailer::new(ses, sender.clone())),
+            (Mail::Required, Some(sender)) => Some(Mailer::new(ses, sender, config.letters.from_name.as_deref())),
             (Mail::NotUsed, _) => None,
         };
         let store = Store::new(dynamodb, config.table_name.clone());

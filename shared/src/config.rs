@@ -1,5 +1,6 @@
 //! Configuration, read once per cold start from the environment.
 
+use crate::letters::{EmailSettings, Letters};
 use crate::plans::{Catalogue, CatalogueError};
 
 /// Where referral links point when `REFERRAL_BASE_URL` is not set.
@@ -17,6 +18,8 @@ pub struct Config {
     pub referral_base_url: String,
     /// Plans and bonuses (`CREDITS_CONFIG` over the defaults).
     pub catalogue: Catalogue,
+    /// The brand and email templates (`CREDITS_CONFIG`'s `email`, checked).
+    pub letters: Letters,
     /// Local development only (`CREDITS_DEV_IDENTITY_HEADERS=1`, set by
     /// `make run`, never by template.yaml): lets the headers
     /// [`DEV_CALLER_HEADER`] and [`DEV_USER_HEADER`] stand in for API
@@ -82,10 +85,12 @@ impl Config {
         if !referral_base_url.starts_with("https://") && !referral_base_url.starts_with("http://") {
             return Err(ConfigError::Invalid { name: "REFERRAL_BASE_URL", reason: "must start with https://".into() });
         }
-        let catalogue = match set("CREDITS_CONFIG") {
-            Some(json) => Catalogue::from_json(&json)?,
-            None => Catalogue::default(),
+        let (catalogue, email) = match set("CREDITS_CONFIG") {
+            Some(json) => Catalogue::from_document(&json)?,
+            None => (Catalogue::default(), EmailSettings::default()),
         };
+        let letters = Letters::from_settings(email, origin(&referral_base_url))
+            .map_err(|e| CatalogueError(format!("email.{e}")))?;
         let dev_identity_headers = match set(DEV_IDENTITY_ENV).as_deref() {
             None | Some("0" | "false") => false,
             Some("1" | "true") => true,
@@ -93,7 +98,21 @@ impl Config {
                 return Err(ConfigError::Invalid { name: DEV_IDENTITY_ENV, reason: "must be 1 or 0".into() });
             }
         };
-        Ok(Config { table_name, sender_email, referral_base_url, catalogue, dev_identity_headers })
+        Ok(Config { table_name, sender_email, referral_base_url, catalogue, letters, dev_identity_headers })
+    }
+}
+
+/// The scheme and host of a URL: `https://app.example.com/signup` → `https://app.example.com`.
+fn origin(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    url[after_scheme..].find('/').map_or(url, |slash| &url[..after_scheme + slash])
+}
+
+#[cfg(test)]
+impl Config {
+    /// The defaults on table `credits-unit`, for unit tests of the rules.
+    pub fn for_tests() -> Config {
+        Config::from_lookup(|name| (name == "TABLE_NAME").then(|| "credits-unit".to_owned())).expect("defaults")
     }
 }
 
@@ -132,6 +151,34 @@ mod tests {
         assert!(!config(&[("TABLE_NAME", "credits")]).expect("valid").dev_identity_headers);
         assert!(config(&[("TABLE_NAME", "credits"), (DEV_IDENTITY_ENV, "1")]).expect("valid").dev_identity_headers);
         assert!(config(&[("TABLE_NAME", "credits"), (DEV_IDENTITY_ENV, "yes")]).is_err());
+    }
+
+    #[test]
+    fn email_templates_are_checked_at_cold_start_naming_the_problem() {
+        let with = |json: &str| config(&[("TABLE_NAME", "credits"), ("CREDITS_CONFIG", json)]);
+        let err =
+            with(r#"{"email": {"templates": {"low_balance": {"subject": "{{nope}}", "text": "t", "html": "h"}}}}"#)
+                .expect_err("unknown placeholder");
+        assert!(
+            err.to_string().starts_with(
+                "invalid CREDITS_CONFIG: email.templates.low_balance.subject: unknown placeholder {{nope}}"
+            ),
+            "{err}"
+        );
+        let err = with(r#"{"email": {"templates": {"welcome": {"subject": "s", "text": "t", "html": "h"}}}}"#)
+            .expect_err("kind");
+        assert!(err.to_string().contains("unknown kind \"welcome\""), "{err}");
+        let ok = with(r#"{"email": {"product_name": "Acme"}}"#).expect("valid");
+        assert_eq!(
+            (ok.letters.product_name.as_str(), ok.letters.dashboard_url.as_str()),
+            ("Acme", "https://app.example.com")
+        );
+    }
+
+    #[test]
+    fn origins_keep_scheme_and_host() {
+        assert_eq!(origin("https://app.example.com/signup"), "https://app.example.com");
+        assert_eq!(origin("http://localhost:3000"), "http://localhost:3000");
     }
 
     #[test]

@@ -4,6 +4,8 @@
 
 use crate::balance::Balance;
 use crate::cycle::Time;
+use crate::letters::Letters;
+use crate::options::CreditOptions;
 use aws_sdk_sesv2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_sesv2::operation::send_email::SendEmailError;
 use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
@@ -32,11 +34,18 @@ pub enum EmailKind {
     ReferralUpgradeBonus,
     /// To a buyer.
     PurchaseReceipt,
+    /// To a user whose balance fell below a threshold.
+    LowBalance,
 }
 
 impl EmailKind {
-    const ALL: [EmailKind; 3] =
-        [EmailKind::ReferralSignupBonus, EmailKind::ReferralUpgradeBonus, EmailKind::PurchaseReceipt];
+    /// Every kind.
+    pub const ALL: [EmailKind; 4] = [
+        EmailKind::ReferralSignupBonus,
+        EmailKind::ReferralUpgradeBonus,
+        EmailKind::PurchaseReceipt,
+        EmailKind::LowBalance,
+    ];
 
     /// The kind's stored name.
     pub fn as_str(self) -> &'static str {
@@ -44,6 +53,7 @@ impl EmailKind {
             EmailKind::ReferralSignupBonus => "referral_signup_bonus",
             EmailKind::ReferralUpgradeBonus => "referral_upgrade_bonus",
             EmailKind::PurchaseReceipt => "purchase_receipt",
+            EmailKind::LowBalance => "low_balance",
         }
     }
 
@@ -107,21 +117,6 @@ pub struct OutboxEmail {
     pub next_attempt_at: Time,
 }
 
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// `1234567` → `1,234,567`.
 pub fn thousands(n: i64) -> String {
     let digits = n.unsigned_abs().to_string();
@@ -143,14 +138,20 @@ pub fn dollars(cents: i64) -> String {
     format!("${}.{:02}", thousands(cents / 100), (cents % 100).abs())
 }
 
-fn compose(id: String, kind: EmailKind, to: &str, subject: String, lines: &[String], at: Time) -> OutboxEmail {
-    let text = format!("{}\n\n— The credits team\n", lines.join("\n\n"));
-    let paragraphs: String = lines.iter().map(|l| format!("<p>{}</p>", escape(l))).collect();
-    let html = format!(
-        "<!doctype html><html><body style=\"font-family:sans-serif\">{paragraphs}<p>— The credits team</p></body></html>"
-    );
+/// An email of `kind` to `to`, written from the letters with `values`,
+/// pending from `at`.
+fn write(
+    letters: &Letters,
+    kind: EmailKind,
+    id_parts: &[&str],
+    user_id: &str,
+    to: &str,
+    values: Vec<(&'static str, String)>,
+    at: Time,
+) -> OutboxEmail {
+    let (subject, text, html) = letters.write(kind, user_id, values);
     OutboxEmail {
-        id,
+        id: email_id(kind, id_parts),
         kind,
         to: to.to_owned(),
         subject,
@@ -162,49 +163,40 @@ fn compose(id: String, kind: EmailKind, to: &str, subject: String, lines: &[Stri
 }
 
 /// The referrer's email for a rewarded signup.
-pub fn referral_signup_bonus(new_user: &str, to: &str, bonus: i64, balance: Balance, at: Time) -> OutboxEmail {
-    compose(
-        email_id(EmailKind::ReferralSignupBonus, &[new_user]),
-        EmailKind::ReferralSignupBonus,
-        to,
-        format!("You earned {} bonus credits", thousands(bonus)),
-        &[
-            "Someone you invited just signed up with your referral link.".to_owned(),
-            format!(
-                "We added {} credits to your bonus balance. Your balance is now {} credits.",
-                thousands(bonus),
-                thousands(balance.total())
-            ),
-        ],
-        at,
-    )
-}
-
-/// The referrer's email for a referred user's upgrade.
-pub fn referral_upgrade_bonus(
-    change: (&str, &str),
+pub fn referral_signup_bonus(
+    letters: &Letters,
+    referrer: &str,
+    new_user: &str,
     to: &str,
     bonus: i64,
-    plan: &str,
     balance: Balance,
     at: Time,
 ) -> OutboxEmail {
-    let (user_id, change_id) = change;
-    compose(
-        email_id(EmailKind::ReferralUpgradeBonus, &[user_id, change_id]),
-        EmailKind::ReferralUpgradeBonus,
-        to,
-        format!("You earned {} bonus credits", thousands(bonus)),
-        &[
-            format!("Someone you invited upgraded to the {plan} plan."),
-            format!(
-                "We added {} credits to your bonus balance. Your balance is now {} credits.",
-                thousands(bonus),
-                thousands(balance.total())
-            ),
-        ],
-        at,
-    )
+    let values = vec![("bonus", thousands(bonus)), ("balance", thousands(balance.total()))];
+    write(letters, EmailKind::ReferralSignupBonus, &[new_user], referrer, to, values, at)
+}
+
+/// What an upgrade bonus email says.
+pub struct UpgradeBonus<'a> {
+    /// The referrer, who gets the email.
+    pub referrer: &'a str,
+    /// The referred user who upgraded.
+    pub user_id: &'a str,
+    /// The plan change's key.
+    pub change_id: &'a str,
+    /// The bonus paid.
+    pub bonus: i64,
+    /// The plan upgraded to.
+    pub plan: &'a str,
+    /// The referrer's balance after the bonus.
+    pub balance: Balance,
+}
+
+/// The referrer's email for a referred user's upgrade.
+pub fn referral_upgrade_bonus(letters: &Letters, u: &UpgradeBonus<'_>, to: &str, at: Time) -> OutboxEmail {
+    let values =
+        vec![("bonus", thousands(u.bonus)), ("plan", u.plan.to_owned()), ("balance", thousands(u.balance.total()))];
+    write(letters, EmailKind::ReferralUpgradeBonus, &[u.user_id, u.change_id], u.referrer, to, values, at)
 }
 
 /// What a purchase receipt shows.
@@ -228,34 +220,90 @@ pub struct Receipt<'a> {
 }
 
 /// The buyer's receipt.
-pub fn purchase_receipt(r: &Receipt<'_>, to: &str, at: Time) -> OutboxEmail {
-    compose(
-        email_id(EmailKind::PurchaseReceipt, &[r.user_id, r.payment_id]),
-        EmailKind::PurchaseReceipt,
-        to,
-        format!("Your receipt: {} credits", thousands(r.credits)),
-        &[
-            "Thank you for your purchase.".to_owned(),
-            format!(
-                "Payment {}: {} USD for {} flexible credits ({} plan, {} credits per dollar).",
-                r.payment_id,
-                dollars(r.amount_cents),
-                thousands(r.credits),
-                r.plan,
-                r.rate_per_dollar
-            ),
-            if r.debt_repaid > 0 {
-                format!(
-                    "{} of them repaid what you owed after an earlier refund or correction.",
-                    thousands(r.debt_repaid)
-                )
-            } else {
-                "Flexible credits never expire.".to_owned()
-            },
-            format!("Your balance is now {} credits.", thousands(r.balance.total())),
-        ],
-        at,
-    )
+pub fn purchase_receipt(letters: &Letters, r: &Receipt<'_>, to: &str, at: Time) -> OutboxEmail {
+    let repayment_note = if r.debt_repaid > 0 {
+        format!("{} of them repaid what you owed after an earlier refund or correction.", thousands(r.debt_repaid))
+    } else {
+        "Flexible credits never expire.".to_owned()
+    };
+    let values = vec![
+        ("payment_id", r.payment_id.to_owned()),
+        ("amount", dollars(r.amount_cents)),
+        ("credits", thousands(r.credits)),
+        ("plan", r.plan.to_owned()),
+        ("rate_per_dollar", thousands(r.rate_per_dollar)),
+        ("debt_repaid", thousands(r.debt_repaid)),
+        ("repayment_note", repayment_note),
+        ("balance", thousands(r.balance.total())),
+    ];
+    write(letters, EmailKind::PurchaseReceipt, &[r.user_id, r.payment_id], r.user_id, to, values, at)
+}
+
+/// The low-balance email: the balance, the threshold it fell below, and how
+/// to get more credits, personalised as `GET /v1/me/credit-options` would
+/// answer (`options` is computed on the balance after the change).
+pub fn low_balance(
+    letters: &Letters,
+    user_id: &str,
+    to: &str,
+    threshold: i64,
+    options: &CreditOptions,
+    at: Time,
+) -> OutboxEmail {
+    let buy = &options.buy;
+    let buy_option = match buy.rate_per_dollar {
+        Some(rate) => format!("Buy flexible credits at {} credits per dollar: {}", thousands(rate), letters.buy_url),
+        None if buy.plans_that_can_buy.is_empty() => "Credits cannot be bought on any plan.".to_owned(),
+        None => format!("Flexible credits can be bought on the {} plan.", or_list(&buy.plans_that_can_buy)),
+    };
+    let refer = &options.refer;
+    let refer_option = if refer.rewarded_signups_left_this_cycle > 0 {
+        format!(
+            "Invite friends with your link {}: you earn {} credits for each one who signs up ({} left this cycle).",
+            refer.link,
+            thousands(refer.signup_bonus),
+            refer.rewarded_signups_left_this_cycle
+        )
+    } else {
+        format!("Invite friends with your link {}: new signups are rewarded again from your next cycle.", refer.link)
+    };
+    let upgrade_option = match options.best_upgrade() {
+        Some(u) if u.credits_now > 0 => format!(
+            "Upgrade to {}: it adds {} credits right away and {} every month.",
+            u.plan,
+            thousands(u.credits_now),
+            thousands(u.monthly_allowance)
+        ),
+        Some(u) => format!(
+            "Upgrade to {}: {} credits every month from your next cycle.",
+            u.plan,
+            thousands(u.monthly_allowance)
+        ),
+        None => format!("You are on the {} plan, the highest there is.", options.plan.name),
+    };
+    let cycle_end = crate::cycle::format_time(options.plan.cycle_end);
+    let values = vec![
+        ("threshold", thousands(threshold)),
+        ("plan", options.plan.name.clone()),
+        ("cycle_end", cycle_end.clone()),
+        ("buy_option", buy_option),
+        ("refer_link", refer.link.clone()),
+        ("signup_bonus", thousands(refer.signup_bonus)),
+        ("refer_option", refer_option),
+        ("upgrade_option", upgrade_option),
+        ("balance", thousands(options.balance.total())),
+    ];
+    let threshold = threshold.to_string();
+    write(letters, EmailKind::LowBalance, &[user_id, &cycle_end, &threshold], user_id, to, values, at)
+}
+
+/// `["a"]` → `a`; `["a", "b"]` → `a or b`; `["a", "b", "c"]` → `a, b or c`.
+fn or_list(names: &[String]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} or {last}", rest.join(", ")),
+    }
 }
 
 /// Why SES did not take an email.
@@ -273,13 +321,42 @@ pub enum SendError {
 #[derive(Clone, Debug)]
 pub struct Mailer {
     client: aws_sdk_sesv2::Client,
-    sender: String,
+    /// The `From` header: the sender, with the brand's display name if any.
+    from: String,
+}
+
+/// `"Display Name" <address>`, the name quoted (and MIME-encoded where it
+/// is not ASCII, as SES requires); the bare address without a name.
+pub fn from_header(address: &str, name: Option<&str>) -> String {
+    match name {
+        None => address.to_owned(),
+        Some(name) if name.is_ascii() => {
+            format!("\"{}\" <{address}>", name.replace('\\', "\\\\").replace('"', "\\\""))
+        }
+        Some(name) => format!("=?UTF-8?B?{}?= <{address}>", base64(name.as_bytes())),
+    }
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 impl Mailer {
-    /// A mailer sending as `sender`.
-    pub fn new(client: aws_sdk_sesv2::Client, sender: impl Into<String>) -> Mailer {
-        Mailer { client, sender: sender.into() }
+    /// A mailer sending from `sender`, shown as `from_name` where given.
+    pub fn new(client: aws_sdk_sesv2::Client, sender: &str, from_name: Option<&str>) -> Mailer {
+        Mailer { client, from: from_header(sender, from_name) }
     }
 
     /// Sends one outbox email; returns SES's message id.
@@ -294,7 +371,7 @@ impl Mailer {
         let result = self
             .client
             .send_email()
-            .from_email_address(&self.sender)
+            .from_email_address(&self.from)
             .destination(Destination::builder().to_addresses(&email.to).build())
             .content(EmailContent::builder().simple(message).build())
             .send()
@@ -368,11 +445,19 @@ mod tests {
             debt_repaid: 0,
             balance: Balance { plan: 5_000, bonus: 0, flexible: 3_000, ..Balance::default() },
         };
-        let email = purchase_receipt(&r, "a@b.c", at);
+        let email = purchase_receipt(&Letters::defaults("https://app.example.com"), &r, "a@b.c", at);
         assert!(email.html.contains("p&lt;1&gt;"));
         assert!(email.text.contains("p<1>"));
         assert!(email.text.contains("$10.00 USD for 3,000 flexible credits"));
         assert!(email.text.contains("8,000 credits"));
+        assert!(email.text.contains("Flexible credits never expire."));
         assert_eq!(email.next_attempt_at - email.created_at, FIRST_SEND_GRACE);
+    }
+
+    #[test]
+    fn the_from_header_quotes_or_encodes_the_brand_name() {
+        assert_eq!(from_header("c@example.com", None), "c@example.com");
+        assert_eq!(from_header("c@example.com", Some("Acme \"Video\"")), "\"Acme \\\"Video\\\"\" <c@example.com>");
+        assert_eq!(from_header("c@example.com", Some("Café")), "=?UTF-8?B?Q2Fmw6k=?= <c@example.com>");
     }
 }

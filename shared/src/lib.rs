@@ -13,11 +13,14 @@
 //! | idempotency keys and the request hash | [`idempotency`] |
 //! | referral codes and email normalisation | [`referral`] |
 //! | the rollover rule | [`rollover`] |
+//! | how to get more credits; low-balance alerts | [`options`], [`alerts`] |
 //! | what each route and schedule does | [`ops`] |
 //! | email messages and the SES adapter | [`email`] |
+//! | the deployer's brand and email templates | [`letters`] |
 //! | API Gateway glue: auth, bodies, errors | [`http`] |
 
 pub mod account;
+pub mod alerts;
 pub mod app;
 pub mod balance;
 pub mod config;
@@ -27,7 +30,9 @@ pub mod hold;
 pub mod http;
 pub mod idempotency;
 pub mod ledger;
+pub mod letters;
 pub mod ops;
+pub mod options;
 pub mod plans;
 pub mod referral;
 pub mod rollover;

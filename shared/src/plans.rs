@@ -4,6 +4,7 @@
 //! (see [`Catalogue::from_json`]). A catalogue that passes validation cannot
 //! make any credit computation overflow.
 
+use crate::letters::EmailSettings;
 use serde::Deserialize;
 use std::fmt;
 
@@ -27,6 +28,21 @@ pub struct Plan {
     /// What a referrer earns when a referred user first reaches this plan.
     #[serde(default)]
     pub upgrade_bonus: i64,
+    /// Balances (absolute credits) whose crossing downward sends a
+    /// low-balance email; default: 10% of the allowance, and 0.
+    #[serde(default)]
+    pub low_balance_thresholds: Option<Vec<i64>>,
+}
+
+impl Plan {
+    /// The plan's low-balance thresholds, highest first, without repeats.
+    pub fn low_balance_thresholds(&self) -> Vec<i64> {
+        let mut thresholds =
+            self.low_balance_thresholds.clone().unwrap_or_else(|| vec![self.monthly_allowance / 10, 0]);
+        thresholds.sort_unstable_by(|a, b| b.cmp(a));
+        thresholds.dedup();
+        thresholds
+    }
 }
 
 /// The plan catalogue and the referral numbers.
@@ -53,6 +69,7 @@ struct Overrides {
     default_plan: Option<String>,
     referral_signup_bonus: Option<i64>,
     referral_cap_per_cycle: Option<i64>,
+    email: Option<EmailSettings>,
 }
 
 impl Default for Catalogue {
@@ -63,6 +80,7 @@ impl Default for Catalogue {
             monthly_allowance,
             rate_per_dollar,
             upgrade_bonus,
+            low_balance_thresholds: None,
         };
         Catalogue {
             plans: vec![
@@ -83,6 +101,12 @@ impl Catalogue {
     /// `plans` replaces the whole list; `default_plan`, `referral_signup_bonus`
     /// and `referral_cap_per_cycle` replace one number each.
     pub fn from_json(text: &str) -> Result<Catalogue, CatalogueError> {
+        Catalogue::from_document(text).map(|(catalogue, _)| catalogue)
+    }
+
+    /// A whole `CREDITS_CONFIG` document: the catalogue (as
+    /// [`Catalogue::from_json`]) and its `email` settings.
+    pub fn from_document(text: &str) -> Result<(Catalogue, EmailSettings), CatalogueError> {
         let mut json = serde_json::Deserializer::from_str(text);
         let overrides: Overrides = serde_path_to_error::deserialize(&mut json).map_err(|e| {
             let path = e.path().to_string();
@@ -103,7 +127,7 @@ impl Catalogue {
             catalogue.referral_cap_per_cycle = cap;
         }
         catalogue.validate()?;
-        Ok(catalogue)
+        Ok((catalogue, overrides.email.unwrap_or_default()))
     }
 
     fn validate(&self) -> Result<(), CatalogueError> {
@@ -131,6 +155,14 @@ impl Catalogue {
             }
             if plan.rate_per_dollar.is_some_and(|r| !(1..=1_000_000).contains(&r)) {
                 return fail(format!("plan {:?}: rate_per_dollar must be null or 1..=1000000", plan.name));
+            }
+            if let Some(thresholds) = &plan.low_balance_thresholds {
+                if thresholds.len() > 5 || thresholds.iter().any(|t| !(0..=MAX_CONFIGURED).contains(t)) {
+                    return fail(format!(
+                        "plan {:?}: low_balance_thresholds must be at most 5 numbers of 0..={MAX_CONFIGURED}",
+                        plan.name
+                    ));
+                }
             }
         }
         if self.plan(&self.default_plan).is_none() {
@@ -295,6 +327,17 @@ mod tests {
     }
 
     #[test]
+    fn low_balance_thresholds_default_to_a_tenth_and_zero() {
+        let c = Catalogue::default();
+        assert_eq!(plan(&c, "pro").low_balance_thresholds(), [500, 0]);
+        let c = Catalogue::from_json(
+            r#"{"plans":[{"name":"free","rank":0,"monthly_allowance":1000,"low_balance_thresholds":[0,300,300,50]}]}"#,
+        )
+        .expect("valid");
+        assert_eq!(plan(&c, "free").low_balance_thresholds(), [300, 50, 0]);
+    }
+
+    #[test]
     fn invalid_configs_are_refused_with_a_reason() {
         let cases = [
             (r#"{"plans": []}"#, "1 to 32 plans"),
@@ -314,6 +357,11 @@ mod tests {
             (r#"{"referral_signup_bonus": 1.5}"#, "referral_signup_bonus: invalid type"),
             (r#"{"plans":[{"name":"free","rank":0}]}"#, "plans[0]: missing field `monthly_allowance`"),
             (r#"{"referal_signup_bonus": 1}"#, "unknown field"),
+            (
+                r#"{"plans":[{"name":"free","rank":0,"monthly_allowance":1,"low_balance_thresholds":[-1]}]}"#,
+                "low_balance_thresholds",
+            ),
+            (r#"{"email": {"product": "x"}}"#, "email.product: unknown field `product`"),
             ("not json", "expected"),
         ];
         for (json, needle) in cases {

@@ -73,6 +73,7 @@ pub fn rollover(
     change.cycle = Some(Advance { from_end: account.cycle.end, to: cycle });
     change.cycle_max_allowance = Some(allowance);
     change.reset_cycle_referrals = true;
+    change.low_balance_alerted = Some(Vec::new());
     Ok(Some(Rollover { change, cycles, caught_up: cycle.end > now }))
 }
 

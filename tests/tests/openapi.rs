@@ -227,5 +227,5 @@ async fn every_documented_example_goes_through_its_function_as_documented() {
             }
         }
     }
-    assert!(ran >= 28, "ran {ran} examples");
+    assert!(ran >= 29, "ran {ran} examples");
 }

@@ -1,4 +1,4 @@
-//! `account`: `GET /v1/me/balance`, `/v1/me/ledger`, `/v1/me/referral`, `/v1/me/holds` (user routes, JWT).
+//! `account`: `GET /v1/me/balance`, `/v1/me/ledger`, `/v1/me/referral`, `/v1/me/holds`, `/v1/me/credit-options` (user routes, JWT).
 
 use credits::http::{jwt_subject, path, record_user, serve, ApiError};
 use credits::ops::account::{balance, ledger, ledger_query, referral};
@@ -11,7 +11,10 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, lambda_ht
     Ok(serve(&req, async {
         let route = path(&req);
         if req.method() != Method::GET
-            || !matches!(route.as_str(), "/v1/me/balance" | "/v1/me/ledger" | "/v1/me/referral" | "/v1/me/holds")
+            || !matches!(
+                route.as_str(),
+                "/v1/me/balance" | "/v1/me/ledger" | "/v1/me/referral" | "/v1/me/holds" | "/v1/me/credit-options"
+            )
         {
             return Err(ApiError::not_found());
         }
@@ -21,6 +24,7 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, lambda_ht
             "/v1/me/balance" => balance(app, &user).await,
             "/v1/me/referral" => referral(app, &user).await,
             "/v1/me/holds" => credits::ops::holds::list(app, &user).await,
+            "/v1/me/credit-options" => credits::ops::account::credit_options(app, &user).await,
             _ => {
                 let params = req.query_string_parameters();
                 let (limit, cursor) = ledger_query(params.iter())?;

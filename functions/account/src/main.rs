@@ -1,4 +1,4 @@
-//! `account`: `GET /v1/me/balance`, `/v1/me/ledger`, `/v1/me/referral`, `/v1/me/holds` (user routes, JWT).
+//! `account`: `GET /v1/me/balance`, `/v1/me/ledger`, `/v1/me/referral`, `/v1/me/holds`, `/v1/me/credit-options` (user routes, JWT).
 
 use credits::{telemetry, App, Mail};
 use lambda_http::{run, service_fn, Error};

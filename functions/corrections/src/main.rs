@@ -6,6 +6,6 @@ use lambda_http::{run, service_fn, Error};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let app = App::from_env(Mail::NotUsed).await?;
+    let app = App::from_env(Mail::Required).await?;
     run(service_fn(|req| corrections::handle(&app, req))).await
 }

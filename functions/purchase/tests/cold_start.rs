@@ -37,3 +37,17 @@ fn a_function_that_sends_email_needs_a_sender() {
     assert!(!ok);
     assert!(text.contains("SENDER_EMAIL is not set"), "{text}");
 }
+
+#[test]
+fn an_email_template_with_an_unknown_placeholder_fails_the_cold_start_naming_it() {
+    let (ok, text) = start(&[
+        ("TABLE_NAME", "credits"),
+        ("SENDER_EMAIL", "credits@example.com"),
+        (
+            "CREDITS_CONFIG",
+            r#"{"email": {"templates": {"purchase_receipt": {"subject": "{{credits}}", "text": "{{credit}}", "html": "h"}}}}"#,
+        ),
+    ]);
+    assert!(!ok);
+    assert!(text.contains("email.templates.purchase_receipt.text: unknown placeholder {{credit}}"), "{text}");
+}

@@ -74,6 +74,13 @@ struct Referral<'a> {
     rewarded_credits: i64,
 }
 
+/// `GET /v1/me/credit-options`: how the signed-in user can get more credits.
+pub async fn credit_options(app: &App, user: &UserId) -> Result<Reply, ApiError> {
+    let account = app.store.account(user.as_str()).await?.ok_or_else(ApiError::account_not_found)?;
+    let options = crate::options::credit_options(&account, &app.config.catalogue, &app.config.referral_base_url)?;
+    Ok(Reply::Ok(to_json(&options)?))
+}
+
 /// The signed-in user's referral code, link and earnings.
 pub async fn referral(app: &App, user: &UserId) -> Result<Reply, ApiError> {
     let account = app.store.account(user.as_str()).await?.ok_or_else(ApiError::account_not_found)?;

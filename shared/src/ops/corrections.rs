@@ -84,6 +84,7 @@ struct Reversed<'a> {
 
 impl Command for Reversal {
     const ROUTE: Route = Route::Reversal;
+    const LOWERS_BALANCE: bool = true;
 
     fn user(&self) -> &UserId {
         &self.user
@@ -235,6 +236,7 @@ struct Adjusted<'a> {
 
 impl Command for Adjustment {
     const ROUTE: Route = Route::Adjustment;
+    const LOWERS_BALANCE: bool = true;
 
     fn user(&self) -> &UserId {
         &self.user
@@ -421,13 +423,12 @@ mod tests {
     use super::*;
     use crate::account::fixtures::account;
     use crate::account::Account;
-    use crate::plans::Catalogue;
     use crate::store::PurchaseFacts;
     use serde_json::{json, Value};
 
     fn run(command: &impl Command, snapshot: &Snapshot) -> Result<Effect, ApiError> {
-        let catalogue = Catalogue::default();
-        let ctx = Ctx { catalogue: &catalogue, now: crate::cycle::now(), fresh_code: "ZZZZ2222" };
+        let config = crate::config::Config::for_tests();
+        let ctx = Ctx { config: &config, now: crate::cycle::now(), fresh_code: "ZZZZ2222" };
         command.decide(snapshot, &ctx)
     }
 

@@ -9,7 +9,8 @@
 //!    request hashes the same, 409 `idempotency_conflict` when it does not.
 //! 3. Accounts the decision needs besides the user's ([`Command::related`]:
 //!    a referrer about to be paid) are read, consistently, one by one.
-//! 4. The decision: the reply, the writes, the emails; or a 4xx.
+//! 4. The decision: the reply, the writes, the emails; or a 4xx. Routes that
+//!    can lower a balance also get the low-balance alert (`super::alerts`).
 //! 5. One `TransactWriteItems`: the record first (it must not exist), then
 //!    every write under its condition, the ledger entries, the emails.
 //! 6. A failed condition on the record is a replay or a conflict. Any other
@@ -21,11 +22,13 @@
 //!    leaves them pending for the scheduled sender and never fails the request.
 
 use crate::account::Account;
+use crate::config::Config;
 use crate::cycle::{now, Time};
 use crate::email::OutboxEmail;
 use crate::hold::Hold;
 use crate::http::{ApiError, Reply};
 use crate::idempotency::{Canonical, IdemRecord, RecordKey, RequestHash, Route};
+use crate::letters::Letters;
 use crate::plans::Catalogue;
 use crate::referral::new_code;
 use crate::store::{CommitError, Lookups, PurchaseFacts, StoreError, Write};
@@ -36,13 +39,25 @@ use std::time::Duration;
 /// What a decision may use besides the request and the snapshot.
 #[derive(Clone, Copy, Debug)]
 pub struct Ctx<'a> {
-    /// Plans and bonuses.
-    pub catalogue: &'a Catalogue,
+    /// Plans, bonuses, the brand and its email templates, referral links.
+    pub config: &'a Config,
     /// The time of this attempt, whole seconds.
     pub now: Time,
     /// A referral code drawn for this attempt (a new account claims it; a
     /// collision makes the next attempt draw another).
     pub fresh_code: &'a str,
+}
+
+impl<'a> Ctx<'a> {
+    /// Plans and bonuses.
+    pub fn catalogue(&self) -> &'a Catalogue {
+        &self.config.catalogue
+    }
+
+    /// The brand and email templates.
+    pub fn letters(&self) -> &'a Letters {
+        &self.config.letters
+    }
 }
 
 /// What was read for a request.
@@ -88,6 +103,10 @@ pub struct Effect {
 pub trait Command {
     /// The route, which scopes the key.
     const ROUTE: Route;
+
+    /// Whether the route can take a balance below a low-balance threshold
+    /// (see [`super::alerts`]).
+    const LOWERS_BALANCE: bool = false;
 
     /// The user the request is about.
     fn user(&self) -> &UserId;
@@ -137,7 +156,7 @@ pub async fn execute<C: Command>(app: &App, command: &C) -> Result<Reply, ApiErr
             return replay(&record, &hash).ok_or_else(|| command.mismatch());
         }
         let fresh_code = new_code();
-        let ctx = Ctx { catalogue: &app.config.catalogue, now: now(), fresh_code: &fresh_code };
+        let ctx = Ctx { config: &app.config, now: now(), fresh_code: &fresh_code };
         let mut snapshot = Snapshot {
             account: read.account,
             code_owner: read.code_owner,
@@ -150,7 +169,10 @@ pub async fn execute<C: Command>(app: &App, command: &C) -> Result<Reply, ApiErr
                 snapshot.related.push(account);
             }
         }
-        let effect = command.decide(&snapshot, &ctx)?;
+        let mut effect = command.decide(&snapshot, &ctx)?;
+        if C::LOWERS_BALANCE {
+            super::alerts::apply(&mut effect, &snapshot, &ctx);
+        }
         let record = IdemRecord {
             request_hash: hash.stored().to_owned(),
             status: effect.reply.status(),

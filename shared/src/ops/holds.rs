@@ -80,6 +80,7 @@ impl PlaceHold {
 
 impl Command for PlaceHold {
     const ROUTE: Route = Route::Hold;
+    const LOWERS_BALANCE: bool = true;
 
     fn user(&self) -> &UserId {
         &self.user
@@ -229,6 +230,7 @@ impl Release {
 
 impl<const CAPTURE: bool> Command for Settle<CAPTURE> {
     const ROUTE: Route = if CAPTURE { Route::Capture } else { Route::Release };
+    const LOWERS_BALANCE: bool = true;
 
     fn user(&self) -> &UserId {
         &self.user
@@ -400,11 +402,10 @@ async fn expire_one(store: &Store, user_id: &str, hold_id: &str, now: Time, budg
 mod tests {
     use super::*;
     use crate::account::fixtures::account;
-    use crate::plans::Catalogue;
     use serde_json::{json, Value};
 
-    fn ctx_at(catalogue: &Catalogue, now: Time) -> Ctx<'_> {
-        Ctx { catalogue, now, fresh_code: "ZZZZ2222" }
+    fn ctx_at(config: &crate::config::Config, now: Time) -> Ctx<'_> {
+        Ctx { config, now, fresh_code: "ZZZZ2222" }
     }
 
     fn body(effect: &Effect) -> Value {
@@ -415,9 +416,9 @@ mod tests {
         let request = json!({"user_id": "u", "hold_id": "render-1", "credits": credits, "expires_in_s": 600});
         let command = PlaceHold::parse(serde_json::from_value(request).expect("body")).expect("valid");
         let acct = account("u", "pro", "2026-01-31T10:00:00Z", balance);
-        let catalogue = Catalogue::default();
+        let config = crate::config::Config::for_tests();
         let now = acct.cycle.start;
-        command.decide(&Snapshot { account: Some(acct), ..Snapshot::default() }, &ctx_at(&catalogue, now))
+        command.decide(&Snapshot { account: Some(acct), ..Snapshot::default() }, &ctx_at(&config, now))
     }
 
     fn open_hold(from: crate::balance::Parts) -> Hold {
@@ -460,8 +461,8 @@ mod tests {
         now: Time,
     ) -> Result<Effect, ApiError> {
         let acct = account("u", "pro", "2026-01-31T10:00:00Z", balance);
-        let catalogue = Catalogue::default();
-        command.decide(&Snapshot { account: Some(acct), hold, ..Snapshot::default() }, &ctx_at(&catalogue, now))
+        let config = crate::config::Config::for_tests();
+        command.decide(&Snapshot { account: Some(acct), hold, ..Snapshot::default() }, &ctx_at(&config, now))
     }
 
     fn capture(credits: i64) -> Capture {
@@ -496,11 +497,11 @@ mod tests {
         let mut acct_after =
             account("u", "pro", "2026-01-31T10:00:00Z", Balance { plan: 5_000, held: 1_500, ..Balance::default() });
         acct_after.cycle = acct_after.cycle.next().expect("next cycle");
-        let catalogue = Catalogue::default();
+        let config = crate::config::Config::for_tests();
         let effect = release()
             .decide(
                 &Snapshot { account: Some(acct_after), hold: Some(hold), ..Snapshot::default() },
-                &ctx_at(&catalogue, crate::cycle::now()),
+                &ctx_at(&config, crate::cycle::now()),
             )
             .expect("released");
         let [Write::Change(change), _] = effect.writes.as_slice() else { panic!("{:?}", effect.writes) };

@@ -7,6 +7,7 @@
 //! ([`rollover`], [`outbox`]) share [`schedule`]'s time budget.
 
 pub mod account;
+pub mod alerts;
 pub mod corrections;
 pub mod execute;
 pub mod holds;

@@ -4,7 +4,7 @@
 use super::execute::{execute, Command, Ctx, Effect, Snapshot};
 use crate::account::{Account, AccountView, Entries};
 use crate::balance::Bucket;
-use crate::email::referral_upgrade_bonus;
+use crate::email::{referral_upgrade_bonus, UpgradeBonus};
 use crate::http::{record_user, to_json, ApiError, Reply};
 use crate::idempotency::{Canonical, Route};
 use crate::ledger::EntryKind;
@@ -46,14 +46,14 @@ impl ChangePlan {
 
     /// The rule applied to this account: where it stands, where it goes.
     fn outcome<'c>(&self, account: &Account, ctx: &Ctx<'c>) -> Result<(&'c Plan, PlanChange<'c>), ApiError> {
-        let current = account.current_plan(ctx.catalogue)?;
-        let plan = ctx.catalogue.plan(&self.plan).ok_or_else(|| ApiError::internal("validated plan vanished"))?;
+        let current = account.current_plan(ctx.catalogue())?;
+        let plan = ctx.catalogue().plan(&self.plan).ok_or_else(|| ApiError::internal("validated plan vanished"))?;
         let standing = PlanStanding {
             rank: current.rank,
             cycle_max_allowance: account.cycle_max_allowance,
             max_rank: account.max_rank,
         };
-        Ok((plan, ctx.catalogue.plan_change(standing, plan)))
+        Ok((plan, ctx.catalogue().plan_change(standing, plan)))
     }
 }
 
@@ -135,14 +135,15 @@ impl Command for ChangePlan {
             let mut change = entries.finish();
             change.rewarded_credits = outcome.bonus;
             writes.push(Write::Change(change));
-            emails.push(referral_upgrade_bonus(
-                (self.user.as_str(), self.change_id.as_str()),
-                &referrer.email,
-                outcome.bonus,
-                &plan.name,
+            let bonus = UpgradeBonus {
+                referrer: &referrer.user_id,
+                user_id: self.user.as_str(),
+                change_id: self.change_id.as_str(),
+                bonus: outcome.bonus,
+                plan: &plan.name,
                 balance,
-                ctx.now,
-            ));
+            };
+            emails.push(referral_upgrade_bonus(ctx.letters(), &bonus, &referrer.email, ctx.now));
         }
         let body = to_json(&Changed {
             account: after.view(),
@@ -183,8 +184,8 @@ mod tests {
     }
 
     fn run(plan: &str, snap: &Snapshot) -> (Vec<String>, Effect) {
-        let catalogue = Catalogue::default();
-        let ctx = Ctx { catalogue: &catalogue, now: crate::cycle::now(), fresh_code: "ZZZZ2222" };
+        let config = crate::config::Config::for_tests();
+        let ctx = Ctx { config: &config, now: crate::cycle::now(), fresh_code: "ZZZZ2222" };
         let cmd = command(plan);
         (cmd.related(snap, &ctx).expect("related"), cmd.decide(snap, &ctx).expect("effect"))
     }
@@ -254,8 +255,8 @@ mod tests {
 
     #[test]
     fn a_current_plan_the_catalogue_lost_is_an_error_not_rank_zero() {
-        let catalogue = Catalogue::default();
-        let ctx = Ctx { catalogue: &catalogue, now: crate::cycle::now(), fresh_code: "ZZZZ2222" };
+        let config = crate::config::Config::for_tests();
+        let ctx = Ctx { config: &config, now: crate::cycle::now(), fresh_code: "ZZZZ2222" };
         let err = command("pro").decide(&snapshot("legacy", true), &ctx).expect_err("unknown plan");
         assert_eq!(err.status, 500);
         assert!(err.message.contains("\"legacy\""), "{}", err.message);
@@ -276,8 +277,8 @@ mod tests {
         if let Some(a) = snap.account.as_mut() {
             a.balance.plan = i64::MAX - 1;
         }
-        let catalogue = Catalogue::default();
-        let ctx = Ctx { catalogue: &catalogue, now: crate::cycle::now(), fresh_code: "ZZZZ2222" };
+        let config = crate::config::Config::for_tests();
+        let ctx = Ctx { config: &config, now: crate::cycle::now(), fresh_code: "ZZZZ2222" };
         let err = command("pro").decide(&snap, &ctx).expect_err("overflow");
         assert_eq!(err.status, 500);
         assert!(err.detail.is_some_and(|d| d.contains("plan_change")));

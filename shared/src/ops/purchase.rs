@@ -84,9 +84,9 @@ impl Command for Purchase {
 
     fn decide(&self, snapshot: &Snapshot, ctx: &Ctx<'_>) -> Result<Effect, ApiError> {
         let account = snapshot.account()?;
-        let plan = account.current_plan(ctx.catalogue)?;
+        let plan = account.current_plan(ctx.catalogue())?;
         let (Some(rate), Some(credits)) =
-            (plan.rate_per_dollar, ctx.catalogue.purchase_credits(plan, self.amount_cents))
+            (plan.rate_per_dollar, ctx.catalogue().purchase_credits(plan, self.amount_cents))
         else {
             return Err(ApiError::plan_not_eligible(format!(
                 "the {} plan cannot buy credits; upgrade to a plan with a purchase rate",
@@ -121,7 +121,7 @@ impl Command for Purchase {
         Ok(Effect {
             reply: Reply::Created(body),
             writes: vec![Write::Change(entries.finish())],
-            emails: vec![purchase_receipt(&receipt, &account.email, ctx.now)],
+            emails: vec![purchase_receipt(ctx.letters(), &receipt, &account.email, ctx.now)],
         })
     }
 }
@@ -135,7 +135,6 @@ pub async fn purchase(app: &App, request: PurchaseRequest) -> Result<Reply, ApiE
 mod tests {
     use super::*;
     use crate::account::fixtures::account;
-    use crate::plans::Catalogue;
 
     fn purchase(user: &str, cents: i64) -> Purchase {
         let body =
@@ -144,9 +143,9 @@ mod tests {
     }
 
     fn decide(plan: &str, balance: Balance, cents: i64) -> Result<Effect, ApiError> {
-        let catalogue = Catalogue::default();
+        let config = crate::config::Config::for_tests();
         let account = account("u", plan, "2026-01-31T10:00:00Z", balance);
-        let ctx = Ctx { catalogue: &catalogue, now: account.cycle.start, fresh_code: "ZZZZ2222" };
+        let ctx = Ctx { config: &config, now: account.cycle.start, fresh_code: "ZZZZ2222" };
         purchase("u", cents).decide(&Snapshot { account: Some(account), ..Snapshot::default() }, &ctx)
     }
 
@@ -215,8 +214,8 @@ mod tests {
 
     #[test]
     fn no_account_is_404() {
-        let catalogue = Catalogue::default();
-        let ctx = Ctx { catalogue: &catalogue, now: crate::cycle::now(), fresh_code: "ZZZZ2222" };
+        let config = crate::config::Config::for_tests();
+        let ctx = Ctx { config: &config, now: crate::cycle::now(), fresh_code: "ZZZZ2222" };
         let err = purchase("u", 1_000).decide(&Snapshot::default(), &ctx).expect_err("no account");
         assert_eq!(err.code, "account_not_found");
     }

@@ -133,7 +133,7 @@ impl Command for Signup {
             return Err(ApiError::idempotency_conflict("user_id"));
         }
         let referrer = snapshot.code_owner.as_deref().and_then(|id| snapshot.related(id));
-        let cap = ctx.catalogue.referral_cap_per_cycle;
+        let cap = ctx.catalogue().referral_cap_per_cycle;
         let status = self.code.as_ref().map(|_| referral_status(referrer, &self.email, cap));
         let recorded_referrer = match status {
             Some(ReferralStatus::Rewarded | ReferralStatus::CapReached) => referrer,
@@ -156,11 +156,12 @@ impl Command for Signup {
             referral_signups: 0,
             rewarded_credits: 0,
             referral_paid: if status == Some(ReferralStatus::Rewarded) {
-                ctx.catalogue.referral_signup_bonus
+                ctx.catalogue().referral_signup_bonus
             } else {
                 0
             },
             referral_revoked: false,
+            low_balance_alerted: Vec::new(),
         };
         let mut entries = Entries::on(&blank, ctx.now);
         entries.push(EntryKind::SignupGrant, Delta::plan(self.plan.monthly_allowance), self.user.as_str())?;
@@ -168,7 +169,7 @@ impl Command for Signup {
         let first_entries = entries.finish().entries;
         let account = Account { balance, ledger_seq: first_entries.len() as u64, ..blank };
 
-        let bonus = ctx.catalogue.referral_signup_bonus;
+        let bonus = ctx.catalogue().referral_signup_bonus;
         let body = to_json(&Created {
             account: account.view(),
             referral: status.map(|status| ReferralView {
@@ -190,6 +191,8 @@ impl Command for Signup {
                 change.cycle_referrals_below = Some(cap);
                 writes.push(Write::Change(change));
                 emails.push(referral_signup_bonus(
+                    ctx.letters(),
+                    &referrer.user_id,
                     self.user.as_str(),
                     &referrer.email,
                     bonus,
@@ -229,8 +232,8 @@ mod tests {
     }
 
     fn decide(signup: &Signup, referrer: Option<Account>) -> Result<Effect, ApiError> {
-        let catalogue = Catalogue::default();
-        let ctx = Ctx { catalogue: &catalogue, now: crate::cycle::now(), fresh_code: "ZZZZ2222" };
+        let config = crate::config::Config::for_tests();
+        let ctx = Ctx { config: &config, now: crate::cycle::now(), fresh_code: "ZZZZ2222" };
         let snapshot = Snapshot {
             code_owner: referrer.as_ref().map(|r| r.user_id.clone()),
             related: referrer.into_iter().collect(),
@@ -309,8 +312,8 @@ mod tests {
     #[test]
     fn an_existing_account_without_a_record_is_a_conflict() {
         let s = signup(serde_json::json!({"user_id": "u", "email": "u@example.com"}));
-        let catalogue = Catalogue::default();
-        let ctx = Ctx { catalogue: &catalogue, now: crate::cycle::now(), fresh_code: "ZZZZ2222" };
+        let config = crate::config::Config::for_tests();
+        let ctx = Ctx { config: &config, now: crate::cycle::now(), fresh_code: "ZZZZ2222" };
         let snapshot = Snapshot { account: Some(referrer("u@example.com", 0)), ..Snapshot::default() };
         assert_eq!(s.decide(&snapshot, &ctx).expect_err("exists").code, "idempotency_conflict");
     }

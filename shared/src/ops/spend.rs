@@ -67,6 +67,7 @@ struct Spent<'a> {
 
 impl Command for Spend {
     const ROUTE: Route = Route::Spend;
+    const LOWERS_BALANCE: bool = true;
 
     fn user(&self) -> &UserId {
         &self.user
@@ -112,12 +113,11 @@ pub async fn spend(app: &App, request: SpendRequest) -> Result<Reply, ApiError> 
 mod tests {
     use super::*;
     use crate::account::fixtures::account;
-    use crate::plans::Catalogue;
 
     fn decide(balance: Balance, credits: i64) -> Result<Effect, ApiError> {
-        let catalogue = Catalogue::default();
+        let config = crate::config::Config::for_tests();
         let account = account("u", "free", "2026-01-31T10:00:00Z", balance);
-        let ctx = Ctx { catalogue: &catalogue, now: account.cycle.start, fresh_code: "ZZZZ2222" };
+        let ctx = Ctx { config: &config, now: account.cycle.start, fresh_code: "ZZZZ2222" };
         let body = serde_json::json!({"user_id": "u", "spend_id": "s-1", "credits": credits, "feature": "export"});
         let spend = Spend::parse(serde_json::from_value(body).expect("body")).expect("valid");
         spend.decide(&Snapshot { account: Some(account), ..Snapshot::default() }, &ctx)

@@ -32,6 +32,7 @@ pub const REFERRAL_SIGNUPS: &str = "referral_signups";
 pub const REWARDED_CREDITS: &str = "rewarded_credits";
 pub const REFERRAL_PAID: &str = "referral_paid";
 pub const REFERRAL_REVOKED: &str = "referral_revoked";
+pub const LOW_ALERTS: &str = "low_balance_alerted";
 
 // The sparse schedule index (accounts by cycle end, pending emails by next attempt).
 pub const SCHED_PK: &str = "sched_pk";

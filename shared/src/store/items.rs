@@ -84,7 +84,13 @@ pub(crate) fn encode_account(a: &Account) -> Item {
     if a.referral_revoked {
         attributes.push((REFERRAL_REVOKED, AttributeValue::Bool(true)));
     }
+    attributes.push((LOW_ALERTS, numbers(&a.low_balance_alerted)));
     with(account_key(&a.user_id), attributes)
+}
+
+/// A list of numbers (a DynamoDB `L` of `N`s).
+pub(crate) fn numbers(values: &[i64]) -> AttributeValue {
+    AttributeValue::L(values.iter().map(n).collect())
 }
 
 pub(crate) fn decode_account(item: &Item) -> Result<Account, StoreError> {
@@ -118,6 +124,15 @@ pub(crate) fn decode_account(item: &Item) -> Result<Account, StoreError> {
         referral_revoked: match item.get(REFERRAL_REVOKED) {
             None => false,
             Some(v) => *v.as_bool().map_err(|_| corrupt(item, REFERRAL_REVOKED))?,
+        },
+        low_balance_alerted: match item.get(LOW_ALERTS) {
+            None => Vec::new(),
+            Some(v) => v
+                .as_l()
+                .map_err(|_| corrupt(item, LOW_ALERTS))?
+                .iter()
+                .map(|n| n.as_n().ok().and_then(|n| n.parse().ok()).ok_or_else(|| corrupt(item, LOW_ALERTS)))
+                .collect::<Result<_, _>>()?,
         },
     })
 }
@@ -332,6 +347,7 @@ mod tests {
             rewarded_credits: 9,
             referral_paid: 10,
             referral_revoked: true,
+            low_balance_alerted: vec![500, 0],
         }
     }
 
@@ -404,7 +420,7 @@ mod tests {
     #[test]
     fn items_written_before_version_2_read_with_zeros() {
         let mut item = encode_account(&account());
-        for name in [BAL_HELD, BAL_DEBT, REFERRAL_PAID, REFERRAL_REVOKED] {
+        for name in [BAL_HELD, BAL_DEBT, REFERRAL_PAID, REFERRAL_REVOKED, LOW_ALERTS] {
             item.remove(name);
         }
         let a = decode_account(&item).expect("decodes");

@@ -4,7 +4,7 @@
 
 use super::attr::*;
 use super::items::{
-    decode_record, encode_account, encode_code_claim, encode_email, encode_entry, encode_hold, encode_record,
+    decode_record, encode_account, encode_code_claim, encode_email, encode_entry, encode_hold, encode_record, numbers,
 };
 use super::keys::{account_key, hold_key, n, record_key, s, Item};
 use super::{classify, Store, StoreError};
@@ -245,6 +245,10 @@ impl Tx {
                 sets.push(format!("{counter} = if_not_exists({counter}, :zero) + {name}"));
                 update = update.expression_attribute_values(name, n(by));
             }
+        }
+        if let Some(alerted) = &change.low_balance_alerted {
+            sets.push(format!("{LOW_ALERTS} = :alerted"));
+            update = update.expression_attribute_values(":alerted", numbers(alerted));
         }
         if change.revoke_referral {
             sets.push(format!("{REFERRAL_REVOKED} = :revoked"));
