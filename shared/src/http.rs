@@ -16,6 +16,25 @@ use tracing::Instrument;
 /// Largest request body accepted; the contract's bodies are a few hundred bytes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
+/// Every error answer the service gives: status and code (docs/api.md's
+/// error table is checked against this list).
+pub const ERROR_CODES: &[(u16, &str)] = &[
+    (400, "invalid_request"),
+    (401, "unauthenticated"),
+    (402, "insufficient_credits"),
+    (403, "plan_not_eligible"),
+    (404, "account_not_found"),
+    (404, "purchase_not_found"),
+    (404, "referral_not_found"),
+    (404, "hold_not_found"),
+    (404, "not_found"),
+    (409, "idempotency_conflict"),
+    (409, "reversal_exceeds_purchase"),
+    (409, "hold_closed"),
+    (503, "unavailable"),
+    (500, "internal"),
+];
+
 /// An answer other than 2xx: the contract's status, code and a message for
 /// people. What went wrong inside (`detail`) goes to the log line of the
 /// request, never into the body.
@@ -310,4 +329,33 @@ where
         }
     });
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_the_service_gives_is_listed() {
+        let all = [
+            ApiError::invalid("x"),
+            ApiError::unauthenticated("x"),
+            ApiError::insufficient_credits("x"),
+            ApiError::plan_not_eligible("x"),
+            ApiError::account_not_found(),
+            ApiError::purchase_not_found(),
+            ApiError::referral_not_found("x"),
+            ApiError::hold_not_found(),
+            ApiError::not_found(),
+            ApiError::idempotency_conflict("x"),
+            ApiError::reversal_exceeds_purchase("x"),
+            ApiError::hold_closed("x"),
+            ApiError::unavailable("x"),
+            ApiError::internal("x"),
+        ];
+        assert_eq!(all.len(), ERROR_CODES.len());
+        for e in all {
+            assert!(ERROR_CODES.contains(&(e.status, e.code)), "{} {}", e.status, e.code);
+        }
+    }
 }
