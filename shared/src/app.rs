@@ -4,6 +4,16 @@ use crate::config::{Config, ConfigError};
 use crate::email::Mailer;
 use crate::store::Store;
 
+/// The AWS SDK's configuration loader, with the project's one HTTPS client
+/// (hyper 1 + rustls on ring; see the workspace Cargo.toml). Endpoints,
+/// region and credentials come from the SDK's own environment variables;
+/// callers may override them on the loader (tests point it at the emulator).
+pub fn sdk_loader() -> aws_config::ConfigLoader {
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+    let http = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http)
+}
+
 /// Whether a function sends email, and so needs `SENDER_EMAIL`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mail {
@@ -32,7 +42,7 @@ impl App {
     pub async fn from_env(mail: Mail) -> Result<App, ConfigError> {
         let app = match Config::from_env() {
             Ok(config) => {
-                let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+                let sdk = sdk_loader().load().await;
                 App::new(config, aws_sdk_dynamodb::Client::new(&sdk), aws_sdk_sesv2::Client::new(&sdk), mail)
             }
             Err(e) => Err(e),

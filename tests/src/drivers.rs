@@ -51,7 +51,7 @@ impl Intercept for RequestLog {
 
 /// The SDK configuration of the environment (the emulator under `make test`).
 pub async fn sdk_config() -> aws_config::SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+    credits::app::sdk_loader().load().await
 }
 
 /// The app under test, configured like a deployed function from the
@@ -83,7 +83,7 @@ pub async fn app_through(endpoint: &str, table: &str) -> App {
             |name| if name == "TABLE_NAME" { Some(table.to_owned()) } else { std::env::var(name).ok() },
         )
         .expect("test configuration (run the tests through `make test`)");
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).endpoint_url(endpoint).load().await;
+    let sdk = credits::app::sdk_loader().endpoint_url(endpoint).load().await;
     App::new(config, aws_sdk_dynamodb::Client::new(&sdk), aws_sdk_sesv2::Client::new(&sdk), Mail::Required)
         .expect("app")
 }
