@@ -11,7 +11,7 @@ check:
 	cargo clippy --workspace --all-targets --quiet -- -D warnings
 	cargo test --quiet -p credits --lib
 
-## The whole service locally: emulator + every function on http://localhost:9000 (Ctrl-C stops).
+## The whole service locally: every function built once, the emulator, http://localhost:9000 (Ctrl-C stops).
 run:
 	bash infra/run.sh
 
@@ -24,7 +24,7 @@ demo:
 emulator: venv
 	bash infra/emulator.sh
 
-## Serve every function with `cargo lambda watch` (port 9000), against `make emulator`.
+## Hot reload: `cargo lambda watch` (port 9000) rebuilds a function on each edit, against `make emulator`.
 watch:
 	bash infra/venv.sh local
 	bash -c 'source infra/env.sh && PATH="$$PWD/.venv/bin:$$PATH" exec cargo lambda watch'

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # `make run`: the whole service on this machine. Installs what is missing
-# (.venv with the emulator and cargo-lambda), starts the emulator, creates the
-# table, and serves every function with `cargo lambda watch` on port 9000,
-# with the HTTP routes of Cargo.toml's [workspace.metadata.lambda.watch.router].
+# (.venv with the emulator and cargo-lambda), builds every function once (the
+# same build as `make test`: one feature set, nothing compiled twice), starts
+# the emulator, creates the table, and serves the functions on port 9000:
+# `cargo lambda watch --only-lambda-apis` provides the Lambda runtime API and
+# the HTTP routes of Cargo.toml's [workspace.metadata.lambda.watch.router],
+# and each function runs as its own process against it, as on Lambda.
 # Ctrl-C stops everything it started.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -22,18 +25,28 @@ for port in "$EMULATOR_PORT" "$watch_port"; do
   fi
 done
 
+echo "Building every function (the first time compiles the AWS SDKs; later runs reuse make test's build)..."
+cargo build --workspace --bins --quiet
+functions=()
+for dir in functions/*/; do
+  functions+=("$(basename "$dir")")
+done
+
 mkdir -p .emulator
 "$py" infra/emulator.py --port "$EMULATOR_PORT" --quiet >".emulator/run-emulator.log" 2>&1 &
 emulator=$!
 watch=""
+pids=()
 stop() {
   trap - EXIT INT TERM
   echo
   echo "Stopping..."
-  if [[ -n "$watch" ]]; then
-    kill "$watch" 2>/dev/null || true
-    wait "$watch" 2>/dev/null || true
-  fi
+  for pid in "${pids[@]}" $watch; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${pids[@]}" $watch; do
+    wait "$pid" 2>/dev/null || true
+  done
   kill "$emulator" 2>/dev/null || true
   wait "$emulator" 2>/dev/null || true
   echo "Stopped."
@@ -45,7 +58,7 @@ trap stop EXIT INT TERM
 cat <<INFO
 
 Credits service, locally
-  API            http://localhost:${watch_port}/v1/...  (every HTTP function; built on first call)
+  API            http://localhost:${watch_port}/v1/...  (${#functions[@]} functions: ${functions[*]})
   emulator       ${AWS_ENDPOINT_URL}  (DynamoDB table ${TABLE_NAME}, SES; sent emails: ${AWS_ENDPOINT_URL}/moto-api/data.json)
   identity       local only: header 'x-dev-caller: local' stands in for IAM on service routes,
                  'x-dev-user: USER_ID' for the JWT on /v1/me/... routes
@@ -62,6 +75,21 @@ Try:
 Ctrl-C stops everything.
 
 INFO
-cargo lambda watch --invoke-port "$watch_port" &
+cargo lambda watch --only-lambda-apis --invoke-port "$watch_port" >".emulator/run-watch.log" 2>&1 &
 watch=$!
-wait "$watch"
+"$py" -c "
+import socket, sys, time
+for _ in range(300):
+    try:
+        socket.create_connection(('127.0.0.1', $watch_port), 0.2).close(); sys.exit(0)
+    except OSError:
+        time.sleep(0.1)
+sys.exit('cargo lambda watch did not start; see .emulator/run-watch.log')"
+for name in "${functions[@]}"; do
+  AWS_LAMBDA_RUNTIME_API="http://127.0.0.1:${watch_port}/.rt/${name}" AWS_LAMBDA_FUNCTION_NAME="$name" \
+    AWS_LAMBDA_FUNCTION_VERSION=1 AWS_LAMBDA_FUNCTION_MEMORY_SIZE=256 "target/debug/${name}" &
+  pids+=($!)
+done
+# Until Ctrl-C, or until a function stops (its log above says why).
+wait -n "${pids[@]}" "$watch" || true
+echo "a process of the local service stopped; stopping the rest" >&2
