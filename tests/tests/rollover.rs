@@ -170,3 +170,48 @@ async fn the_eventbridge_rule_event_is_accepted_and_a_bad_time_is_refused() {
     let bad = lambda_runtime::LambdaEvent::new(json!({"time": "tomorrow"}), lambda_runtime::Context::default());
     assert!(rollover::handle(&app, bad).await.is_err());
 }
+
+async fn rollover_group(app: &credits::App, time: &str, group: u32, of: u32) -> serde_json::Value {
+    let event = lambda_runtime::LambdaEvent::new(
+        json!({"time": time, "shard_group": group, "shard_groups": of}),
+        lambda_runtime::Context::default(),
+    );
+    serde_json::to_value(rollover::handle(app, event).await.expect("rollover runs")).expect("report")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn invocations_on_disjoint_shard_groups_share_the_backlog_and_roll_each_account_once() {
+    let app = app_on_fresh_table(&[]).await;
+    let mut users = Vec::new();
+    for i in 0..40 {
+        users.push(signed_up(&app, ["free", "pro"][i % 2], "2026-01-31T12:00:00Z").await);
+    }
+    // Four groups at once, plus a second invocation racing on group 0.
+    let runs: Vec<_> = [(0, 4), (1, 4), (2, 4), (3, 4), (0, 4)]
+        .into_iter()
+        .map(|(group, of)| {
+            let app = app.clone();
+            tokio::spawn(async move { rollover_group(&app, "2026-03-01T00:00:00Z", group, of).await })
+        })
+        .collect();
+    let mut rolled = 0;
+    let mut by_group = Vec::new();
+    for run in runs {
+        let report = run.await.expect("run");
+        assert_eq!((report["errors"].as_u64(), report["remaining"].as_bool()), (Some(0), Some(false)), "{report}");
+        rolled += report["rolled_over"].as_u64().unwrap_or(0);
+        by_group.push(report["rolled_over"].as_u64().unwrap_or(0));
+    }
+    assert_eq!(rolled, 40, "each account rolled over by exactly one invocation: {by_group:?}");
+    assert!(by_group[1] > 0 && by_group[2] > 0 && by_group[3] > 0, "the groups split the work: {by_group:?}");
+    for user in &users {
+        let grants = ledger_kinds(&app, user).await.into_iter().filter(|(k, ..)| k == "cycle_grant").count();
+        assert_eq!(grants, 1, "{user}");
+        assert_ledger_explains_balance(&app, user).await;
+    }
+    let bad = lambda_runtime::LambdaEvent::new(
+        json!({"shard_group": 4, "shard_groups": 4}),
+        lambda_runtime::Context::default(),
+    );
+    assert!(rollover::handle(&app, bad).await.is_err(), "a group outside the split is refused");
+}

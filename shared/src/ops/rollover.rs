@@ -11,12 +11,12 @@
 //! others.
 
 use super::execute::Retry;
-use super::schedule::{persist, Budget};
+use super::schedule::{persist, Budget, ShardGroup};
 use crate::account::Account;
 use crate::cycle::Time;
 use crate::plans::Catalogue;
 use crate::rollover::{rollover, MAX_CYCLES_PER_WRITE};
-use crate::store::{CommitError, Queue, Store, SCHEDULE_SHARDS};
+use crate::store::{CommitError, Queue, Store};
 use crate::types::redact;
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
@@ -79,11 +79,18 @@ impl Report {
     }
 }
 
-/// Rolls over every account due at `now`, within `budget`, with at most
-/// `concurrency` account writes in flight.
-pub async fn run(store: &Store, catalogue: &Catalogue, now: Time, budget: &Budget, concurrency: usize) -> Report {
+/// Rolls over every account of `shards` due at `now`, within `budget`, with
+/// at most `concurrency` account writes in flight.
+pub async fn run(
+    store: &Store,
+    catalogue: &Catalogue,
+    now: Time,
+    shards: ShardGroup,
+    budget: &Budget,
+    concurrency: usize,
+) -> Report {
     let mut report = Report::default();
-    for shard in 0..SCHEDULE_SHARDS {
+    for shard in shards.shards() {
         let mut start = None;
         loop {
             if budget.exhausted() {

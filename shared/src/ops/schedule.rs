@@ -2,7 +2,7 @@
 //! invocation's deadline and time budget, and retrying a store call within it.
 
 use crate::cycle::{now, parse_time, Time};
-use crate::store::StoreError;
+use crate::store::{StoreError, SCHEDULE_SHARDS};
 use std::future::Future;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -16,6 +16,45 @@ pub fn event_time(payload: &serde_json::Value) -> Result<Time, String> {
             parse_time(text).ok_or_else(|| format!("event time {text:?} is not an RFC 3339 time"))
         }
         Some(other) => Err(format!("event time must be a string, got {other}")),
+    }
+}
+
+/// Which of the schedule index's shards a run works on: group `group` of
+/// `of`, the shards `s` with `s % of == group`. Several invocations on
+/// disjoint groups share a backlog; each shard is still walked by one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShardGroup {
+    /// This run's group, `0..of`.
+    pub group: u32,
+    /// How many groups the shards are split into, `1..=SCHEDULE_SHARDS`.
+    pub of: u32,
+}
+
+impl ShardGroup {
+    /// Every shard.
+    pub const ALL: ShardGroup = ShardGroup { group: 0, of: 1 };
+
+    /// The group an event names (`{"shard_group": 1, "shard_groups": 4}`), or
+    /// every shard where it names none.
+    pub fn of_event(payload: &serde_json::Value) -> Result<ShardGroup, String> {
+        let field = |name: &str| match payload.get(name) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(v) => {
+                v.as_u64().and_then(|n| u32::try_from(n).ok()).map(Some).ok_or(format!("{name} must be a whole number"))
+            }
+        };
+        match (field("shard_group")?, field("shard_groups")?) {
+            (None, None) => Ok(ShardGroup::ALL),
+            (Some(group), Some(of)) if (1..=SCHEDULE_SHARDS).contains(&of) && group < of => {
+                Ok(ShardGroup { group, of })
+            }
+            _ => Err(format!("shard_group must be below shard_groups, which must be 1 to {SCHEDULE_SHARDS}")),
+        }
+    }
+
+    /// The shards of the group.
+    pub fn shards(self) -> impl Iterator<Item = u32> {
+        (0..SCHEDULE_SHARDS).filter(move |s| s % self.of == self.group)
     }
 }
 
@@ -140,6 +179,28 @@ mod tests {
         assert!(event_time(&serde_json::json!({"time": 5})).is_err());
         let before = now();
         assert!(event_time(&serde_json::json!({})).is_ok_and(|t| t >= before));
+    }
+
+    #[test]
+    fn shard_groups_split_the_shards_without_overlap() {
+        let group = |v| ShardGroup::of_event(&v);
+        assert_eq!(group(serde_json::json!({"time": "x"})), Ok(ShardGroup::ALL));
+        assert_eq!(ShardGroup::ALL.shards().count(), 16);
+        let groups: Vec<Vec<u32>> = (0..4)
+            .map(|g| group(serde_json::json!({"shard_group": g, "shard_groups": 4})).expect("valid").shards().collect())
+            .collect();
+        assert_eq!(groups[1], [1, 5, 9, 13]);
+        let mut all: Vec<u32> = groups.concat();
+        all.sort_unstable();
+        assert_eq!(all, (0..16).collect::<Vec<_>>());
+        for bad in [
+            serde_json::json!({"shard_group": 4, "shard_groups": 4}),
+            serde_json::json!({"shard_group": 0, "shard_groups": 17}),
+            serde_json::json!({"shard_group": 0}),
+            serde_json::json!({"shard_group": "a", "shard_groups": 2}),
+        ] {
+            assert!(group(bad.clone()).is_err(), "{bad}");
+        }
     }
 
     #[test]
