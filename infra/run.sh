@@ -27,11 +27,6 @@ done
 
 echo "Building every function (the first time compiles the AWS SDKs; later runs reuse make test's build)..."
 cargo build --workspace --bins --quiet
-functions=()
-for dir in functions/*/; do
-  functions+=("$(basename "$dir")")
-done
-
 mkdir -p .emulator
 "$py" infra/emulator.py --port "$EMULATOR_PORT" --quiet >".emulator/run-emulator.log" 2>&1 &
 emulator=$!
@@ -54,6 +49,26 @@ stop() {
 }
 trap stop EXIT INT TERM
 "$py" infra/bootstrap.py --wait
+
+# The Stripe webhook runs when there is a signing secret: STRIPE_WEBHOOK_SECRET
+# (what `stripe listen` prints) is stored in the emulator's Parameter Store, so
+# the function reads it as it does on AWS (README, "Taking payments with Stripe").
+if [[ -n "${STRIPE_WEBHOOK_SECRET:-}" ]]; then
+  export STRIPE_SECRET_PARAMETER="${STRIPE_SECRET_PARAMETER:-/credits/local/stripe-webhook-secret}"
+  "$py" -c "
+import boto3, os
+boto3.client('ssm', endpoint_url=os.environ['AWS_ENDPOINT_URL']).put_parameter(
+    Name=os.environ['STRIPE_SECRET_PARAMETER'], Value=os.environ['STRIPE_WEBHOOK_SECRET'],
+    Type='SecureString', Overwrite=True)"
+fi
+functions=()
+for dir in functions/*/; do
+  name="$(basename "$dir")"
+  if [[ "$name" == stripe-webhook && -z "${STRIPE_SECRET_PARAMETER:-}" ]]; then
+    continue
+  fi
+  functions+=("$name")
+done
 
 cat <<INFO
 

@@ -40,11 +40,14 @@ impl App {
     /// credentials come from the AWS SDK's own variables).
     /// A configuration error fails the cold start, logged and returned.
     pub async fn from_env(mail: Mail) -> Result<App, ConfigError> {
+        App::from_sdk(&sdk_loader().load().await, mail)
+    }
+
+    /// As [`App::from_env`], with an SDK configuration already loaded (a
+    /// function that needs other AWS clients loads it once for all).
+    pub fn from_sdk(sdk: &aws_config::SdkConfig, mail: Mail) -> Result<App, ConfigError> {
         let app = match Config::from_env() {
-            Ok(config) => {
-                let sdk = sdk_loader().load().await;
-                App::new(config, aws_sdk_dynamodb::Client::new(&sdk), aws_sdk_sesv2::Client::new(&sdk), mail)
-            }
+            Ok(config) => App::new(config, aws_sdk_dynamodb::Client::new(sdk), aws_sdk_sesv2::Client::new(sdk), mail),
             Err(e) => Err(e),
         };
         match &app {

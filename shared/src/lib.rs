@@ -18,6 +18,7 @@
 //! | email messages and the SES adapter | [`email`] |
 //! | the deployer's brand and email templates | [`letters`] |
 //! | API Gateway glue: auth, bodies, errors | [`http`] |
+//! | Stripe webhook signatures and events | [`stripe`] |
 
 pub mod account;
 pub mod alerts;
@@ -37,6 +38,7 @@ pub mod plans;
 pub mod referral;
 pub mod rollover;
 pub mod store;
+pub mod stripe;
 pub mod telemetry;
 pub mod types;
 

@@ -186,6 +186,9 @@ async fn every_documented_example_goes_through_its_function_as_documented() {
             for (name, ex) in op["x-examples"].as_object().into_iter().flatten() {
                 cases.push((name.clone(), ex.clone()));
             }
+            if op.get("x-examples-elsewhere").is_some() {
+                continue; // (the Stripe webhook: its requests must be signed by Stripe)
+            }
             assert!(!cases.is_empty(), "{method} {path} documents no example");
             for (name, example) in cases {
                 // Each example on its own table, so examples cannot disturb each other.

@@ -27,5 +27,8 @@ fn functions_that_send_email_time_out_well_within_the_first_send_grace() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 5, "referral-signup, purchase, upgrade-bonus, spend and corrections send email");
+    assert_eq!(
+        checked, 6,
+        "referral-signup, purchase, upgrade-bonus, spend, corrections and stripe-webhook send email"
+    );
 }

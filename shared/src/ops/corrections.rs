@@ -53,6 +53,11 @@ pub struct Reversal {
 }
 
 impl Reversal {
+    /// A reversal from values already validated (the Stripe webhook's).
+    pub fn new(user: UserId, reversal_id: Key, payment_id: Key, reason: &str, credits: Option<i64>) -> Reversal {
+        Reversal { user, reversal_id, payment_id, reason: reason.to_owned(), credits }
+    }
+
     /// Validates a request; 400 naming the field.
     pub fn parse(request: ReversalRequest) -> Result<Reversal, ApiError> {
         let user = UserId::parse(&request.user_id).map_err(|e| ApiError::field("user_id", e))?;

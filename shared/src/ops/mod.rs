@@ -18,3 +18,4 @@ pub mod rollover;
 pub mod schedule;
 pub mod signup;
 pub mod spend;
+pub mod stripe;

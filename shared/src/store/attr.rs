@@ -77,6 +77,10 @@ pub const CAPTURED: &str = "captured";
 pub const HOLD_CYCLE_END: &str = "hold_cycle_end";
 pub const FEATURE: &str = "feature";
 
+// Stripe: a payment intent's owner, a subscription's last applied event.
+pub const LAST_CREATED: &str = "last_created";
+pub const LAST_EVENT: &str = "last_event";
+
 // Outbox emails (`status` as above: pending, sent or failed).
 pub const EMAIL_ID: &str = "email_id";
 pub const EMAIL_KIND: &str = "email_kind";

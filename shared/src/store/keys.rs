@@ -86,6 +86,14 @@ pub(crate) fn hold_key(user_id: &str, hold_id: &str) -> Item {
     key(user_pk(user_id), &format!("{HOLD_PREFIX}{hold_id}"))
 }
 
+pub(crate) fn payment_key(payment_intent: &str) -> Item {
+    key(format!("STRIPE#PI#{payment_intent}"), "STRIPE")
+}
+
+pub(crate) fn subscription_key(subscription_id: &str) -> Item {
+    key(format!("STRIPE#SUB#{subscription_id}"), "STRIPE")
+}
+
 pub(crate) fn code_key(code: &str) -> Item {
     key(format!("CODE#{code}"), CODE_SK)
 }

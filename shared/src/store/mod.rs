@@ -21,6 +21,7 @@ mod items;
 mod keys;
 mod outbox;
 mod schedule;
+mod stripe;
 mod tx;
 
 pub use keys::{schedule_partition, Queue, SCHEDULE_SHARDS};

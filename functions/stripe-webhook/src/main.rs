@@ -1,0 +1,20 @@
+//! `stripe-webhook`: `POST /v1/webhooks/stripe` (public; authenticity comes from the Stripe signature).
+
+use credits::{telemetry, App, Mail};
+use lambda_http::{run, service_fn, Error};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let sdk = credits::app::sdk_loader().load().await;
+    let app = App::from_sdk(&sdk, Mail::Required)?;
+    let ssm = aws_sdk_ssm::Client::new(&sdk);
+    let stripe = match stripe_webhook::settings_from_env(&app, &ssm).await {
+        Ok(stripe) => stripe,
+        Err(e) => {
+            tracing::error!(error = %e, "cold start failed: Stripe settings");
+            return Err(e.into());
+        }
+    };
+    run(service_fn(|req| stripe_webhook::handle(&app, &stripe, req))).await
+}

@@ -1,0 +1,258 @@
+//! `POST /v1/webhooks/stripe`: Stripe's events turned into the service's own
+//! requests, so a deployer who takes payments with Stripe needs no glue.
+//!
+//! | event | becomes |
+//! |---|---|
+//! | `checkout.session.completed` (paid, mode `payment`) | a purchase; `payment_id` = the payment intent |
+//! | `charge.refunded` | a reversal up to the refunded share of the purchase, keyed by the event |
+//! | `charge.dispute.created` | a reversal of what is left of the purchase, keyed by the dispute |
+//! | `customer.subscription.updated` | a plan change (price → plan from `STRIPE_PRICE_PLANS`), keyed by the event |
+//!
+//! Stripe delivers at least once and sometimes out of order, and retries
+//! every answer that is not 2xx. So: each action is idempotent by its event
+//! (or dispute); a refund reverses up to the cumulative refunded share,
+//! never twice and never back; a subscription update older than one already
+//! applied is ignored; 2xx is answered only once the effect is committed;
+//! an event the service can never apply (an unknown user, a plan without a
+//! purchase rate) is answered 200 with `applied: false` and logged as an
+//! error, because Stripe's retries could not change it.
+
+use super::corrections::Reversal;
+use super::execute::{execute, Command, Ctx, Effect, Snapshot};
+use super::plan_change::ChangePlan;
+use super::purchase::Purchase;
+use crate::http::{to_json, ApiError, Reply};
+use crate::idempotency::{Canonical, Route};
+use crate::store::Lookups;
+use crate::stripe::{read_event, verify, Action, Event};
+use crate::types::{Key, UserId};
+use crate::App;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+/// What the webhook needs besides the app: the endpoint's signing secret
+/// (read once per cold start) and the price → plan map.
+#[derive(Clone)]
+pub struct StripeSettings {
+    /// The webhook endpoint's signing secret (`whsec_...`).
+    pub secret: Vec<u8>,
+    /// Stripe price ids to plan names (`STRIPE_PRICE_PLANS`).
+    pub price_plans: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for StripeSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StripeSettings").field("secret", &"<redacted>").field("price_plans", &self.price_plans).finish()
+    }
+}
+
+impl StripeSettings {
+    /// Reads `STRIPE_PRICE_PLANS` (a JSON object of price id → plan name),
+    /// checking every plan against the catalogue.
+    pub fn price_plans(
+        json: Option<&str>,
+        catalogue: &crate::plans::Catalogue,
+    ) -> Result<BTreeMap<String, String>, String> {
+        let Some(json) = json.filter(|j| !j.trim().is_empty()) else { return Ok(BTreeMap::new()) };
+        let plans: BTreeMap<String, String> = serde_json::from_str(json)
+            .map_err(|e| format!("STRIPE_PRICE_PLANS must be a JSON object of price id to plan ({e})"))?;
+        if let Some((price, plan)) = plans.iter().find(|(_, plan)| catalogue.plan(plan).is_none()) {
+            return Err(format!("STRIPE_PRICE_PLANS maps {price} to {plan:?}, which is not in the plan catalogue"));
+        }
+        Ok(plans)
+    }
+}
+
+/// A refund: reverses up to the refunded share of the purchase. Stripe
+/// reports refunds cumulatively, so events may come in any order: the
+/// decision reverses what the latest share asks for beyond what is already
+/// reversed, and nothing for an older, smaller share.
+struct Refund {
+    user: UserId,
+    event_id: Key,
+    payment_id: Key,
+    amount_cents: i64,
+    refunded_cents: i64,
+}
+
+impl Command for Refund {
+    const ROUTE: Route = Route::Reversal;
+    const LOWERS_BALANCE: bool = true;
+
+    fn user(&self) -> &UserId {
+        &self.user
+    }
+
+    fn key(&self) -> &str {
+        self.event_id.as_str()
+    }
+
+    fn canonical(&self) -> Canonical {
+        Canonical::new(Route::Reversal)
+            .text("user_id", self.user.as_str())
+            .text("reversal_id", self.event_id.as_str())
+            .text("payment_id", self.payment_id.as_str())
+            .text("reason", "refund")
+            .number("stripe_amount_cents", self.amount_cents)
+            .number("stripe_refunded_cents", self.refunded_cents)
+    }
+
+    fn lookups(&self) -> Lookups {
+        Lookups { purchase: Some(self.payment_id.as_str().to_owned()), ..Lookups::default() }
+    }
+
+    fn decide(&self, snapshot: &Snapshot, ctx: &Ctx<'_>) -> Result<Effect, ApiError> {
+        let purchase = snapshot.purchase.as_ref().ok_or_else(ApiError::purchase_not_found)?;
+        let share = i128::from(purchase.credits) * i128::from(self.refunded_cents.clamp(0, self.amount_cents))
+            / i128::from(self.amount_cents.max(1));
+        let credits = i64::try_from(share).unwrap_or(purchase.credits) - purchase.reversed;
+        if credits <= 0 {
+            let body = to_json(&json!({"reversal": null, "note": "nothing beyond what is already reversed"}))?;
+            return Ok(Effect { reply: Reply::Ok(body), writes: Vec::new(), emails: Vec::new() });
+        }
+        Reversal::new(self.user.clone(), self.event_id.clone(), self.payment_id.clone(), "refund", Some(credits))
+            .decide(snapshot, ctx)
+    }
+}
+
+fn user(id: &str) -> Result<UserId, ApiError> {
+    UserId::parse(id).map_err(|e| ApiError::field("user_id", e))
+}
+
+fn key(id: &str, field: &str) -> Result<Key, ApiError> {
+    Key::parse(id).map_err(|e| ApiError::field(field, e))
+}
+
+/// What an event did: the service's answer to the request it became.
+async fn apply(app: &App, event: &Event) -> Result<(&'static str, Reply), ApiError> {
+    match &event.action {
+        Action::Purchase { user_id, payment_intent, amount_cents, currency } => {
+            app.store.remember_payment(payment_intent, user_id).await?.map_err(ApiError::invalid)?;
+            let request = json!({"user_id": user_id, "payment_id": payment_intent, "amount_cents": amount_cents, "currency": currency});
+            let request = serde_json::from_value(request).map_err(|e| ApiError::invalid(e.to_string()))?;
+            Ok(("purchase", execute(app, &Purchase::parse(request)?).await?))
+        }
+        Action::Refund { payment_intent, amount_cents, refunded_cents } => {
+            let owner = app.store.payment_owner(payment_intent).await?.ok_or_else(ApiError::purchase_not_found)?;
+            let refund = Refund {
+                user: user(&owner)?,
+                event_id: key(&event.id, "id")?,
+                payment_id: key(payment_intent, "payment_intent")?,
+                amount_cents: *amount_cents,
+                refunded_cents: *refunded_cents,
+            };
+            Ok(("reversal", execute(app, &refund).await?))
+        }
+        Action::Dispute { dispute_id, payment_intent } => {
+            let owner = app.store.payment_owner(payment_intent).await?.ok_or_else(ApiError::purchase_not_found)?;
+            let reversal = Reversal::new(
+                user(&owner)?,
+                key(dispute_id, "id")?,
+                key(payment_intent, "payment_intent")?,
+                "chargeback",
+                None,
+            );
+            Ok(("reversal", execute(app, &reversal).await?))
+        }
+        Action::PlanChange { subscription_id, user_id, plan } => {
+            if !app.store.advance_subscription(subscription_id, event.created, &event.id).await? {
+                let body = to_json(&json!({"note": "a newer update of this subscription was applied already"}))?;
+                return Ok(("ignored", Reply::Ok(body)));
+            }
+            let request = json!({"user_id": user_id, "change_id": event.id, "plan": plan});
+            let request = serde_json::from_value(request).map_err(|e| ApiError::invalid(e.to_string()))?;
+            Ok(("plan_change", execute(app, &ChangePlan::parse(request, &app.config.catalogue)?).await?))
+        }
+        Action::Ignore(why) => Ok(("ignored", Reply::Ok(to_json(&json!({"note": why}))?))),
+    }
+}
+
+/// Handles one webhook delivery: `signature` is the `Stripe-Signature`
+/// header, `payload` the raw body, `now` seconds since the epoch.
+pub async fn webhook(
+    app: &App,
+    stripe: &StripeSettings,
+    signature: Option<&str>,
+    payload: &[u8],
+    now: i64,
+) -> Result<Reply, ApiError> {
+    verify(signature, payload, &stripe.secret, now).map_err(|e| ApiError::field("Stripe-Signature", e))?;
+    let event = read_event(payload, &stripe.price_plans).map_err(ApiError::invalid)?;
+    let answer = |applied: bool, action: &str, result: Value| {
+        to_json(
+            &json!({"received": true, "event": event.id, "type": event.kind, "applied": applied, "action": action, "result": result}),
+        )
+    };
+    match apply(app, &event).await {
+        Ok((action, reply)) => {
+            let result = serde_json::from_str(reply.body()).unwrap_or(Value::Null);
+            Ok(Reply::Ok(answer(action != "ignored", action, result)?))
+        }
+        // Stripe retries what is not 2xx: right for what may pass later.
+        Err(e) if e.status >= 500 => Err(e),
+        Err(e) if e.code == "reversal_exceeds_purchase" => {
+            Ok(Reply::Ok(answer(false, "reversal", json!({"note": "the purchase is reversed in full already"}))?))
+        }
+        Err(e) => {
+            tracing::error!(event = %event.id, kind = %event.kind, code = e.code, error = %e.message,
+                "Stripe event cannot be applied; answered 200 so Stripe stops retrying it");
+            Ok(Reply::Ok(answer(false, "refused", json!({"error": {"code": e.code, "message": e.message}}))?))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::account::fixtures::account;
+    use crate::balance::Balance;
+    use crate::config::Config;
+    use crate::store::{PurchaseFacts, Write};
+
+    fn refund(refunded_cents: i64) -> Refund {
+        Refund {
+            user: user("u").expect("user"),
+            event_id: key("evt_1", "id").expect("key"),
+            payment_id: key("pi_1", "payment_intent").expect("key"),
+            amount_cents: 1_000,
+            refunded_cents,
+        }
+    }
+
+    fn decide(r: &Refund, reversed: i64) -> Effect {
+        let config = Config::for_tests();
+        let ctx = Ctx { config: &config, now: crate::cycle::now(), fresh_code: "ZZZZ2222" };
+        let snapshot = Snapshot {
+            account: Some(account(
+                "u",
+                "pro",
+                "2026-01-31T10:00:00Z",
+                Balance { flexible: 3_000, ..Balance::default() },
+            )),
+            purchase: Some(PurchaseFacts { payment_id: "pi_1".into(), credits: 3_000, reversed }),
+            ..Snapshot::default()
+        };
+        r.decide(&snapshot, &ctx).expect("effect")
+    }
+
+    #[test]
+    fn refunds_reverse_up_to_the_cumulative_refunded_share() {
+        let quarter = decide(&refund(250), 0);
+        assert!(
+            matches!(quarter.writes.as_slice(), [Write::Change(c), Write::CountReversal { after: 750, .. }] if c.delta().flexible == -750)
+        );
+        let rest = decide(&refund(1_000), 750);
+        assert!(matches!(rest.writes.as_slice(), [_, Write::CountReversal { after: 3_000, .. }]));
+        let older = decide(&refund(250), 3_000);
+        assert!(older.writes.is_empty(), "an older, smaller share after a larger one reverses nothing");
+    }
+
+    #[test]
+    fn price_plans_must_name_plans_of_the_catalogue() {
+        let c = crate::plans::Catalogue::default();
+        assert_eq!(StripeSettings::price_plans(None, &c), Ok(BTreeMap::new()));
+        assert!(StripeSettings::price_plans(Some(r#"{"price_1": "pro"}"#), &c).is_ok());
+        assert!(StripeSettings::price_plans(Some(r#"{"price_1": "gold"}"#), &c).expect_err("gold").contains("gold"));
+        assert!(StripeSettings::price_plans(Some("[1]"), &c).is_err());
+    }
+}

@@ -1,0 +1,216 @@
+//! `POST /v1/webhooks/stripe` through `stripe-webhook`, with real-shaped
+//! Stripe events (tests/fixtures/stripe/) signed here with a test secret.
+
+use credits::ops::stripe::StripeSettings;
+use integration_tests::*;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+const SECRET: &[u8] = b"whsec_test_0123456789abcdef";
+
+fn settings() -> StripeSettings {
+    let price_plans = BTreeMap::from([
+        ("price_1QcProMonthly".to_owned(), "pro".to_owned()),
+        ("price_1QcBusinessMonthly".to_owned(), "business".to_owned()),
+    ]);
+    StripeSettings { secret: SECRET.to_vec(), price_plans }
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// A fixture event with its ids made unique to this test and `edit` applied.
+fn stripe_event(name: &str, edit: impl FnOnce(&mut Value)) -> Value {
+    let mut event = fixture(&format!("stripe/{name}.json"));
+    event["id"] = json!(unique("evt"));
+    edit(&mut event);
+    event
+}
+
+async fn deliver_signed(app: &credits::App, payload: &str, signature: Option<String>) -> Answer {
+    let mut event = service_event("stripe-webhook.json", payload);
+    match signature {
+        Some(sig) => event["headers"]["stripe-signature"] = json!(sig),
+        None => {
+            if let Some(h) = event["headers"].as_object_mut() {
+                h.remove("stripe-signature");
+            }
+        }
+    }
+    answer(stripe_webhook::handle(app, &settings(), request(&event)).await.expect("handlers never fail"))
+}
+
+async fn deliver(app: &credits::App, event: &Value) -> Answer {
+    let payload = event.to_string();
+    let signature = credits::stripe::sign(payload.as_bytes(), SECRET, now());
+    deliver_signed(app, &payload, Some(signature)).await
+}
+
+/// A pro user, a Checkout payment of $10 (3,000 credits) and its payment intent.
+async fn paid(app: &credits::App) -> (String, String) {
+    let (user, _) = new_user(app, "pro").await;
+    let pi = unique("pi");
+    let checkout = stripe_event("checkout.session.completed", |e| {
+        e["data"]["object"]["client_reference_id"] = json!(user);
+        e["data"]["object"]["payment_intent"] = json!(pi);
+    });
+    let a = deliver(app, &checkout).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!((a.json["applied"].as_bool(), a.json["action"].as_str()), (Some(true), Some("purchase")), "{}", a.text);
+    (user, pi)
+}
+
+#[tokio::test]
+async fn a_paid_checkout_becomes_one_purchase_however_often_stripe_delivers_it() {
+    let app = app().await;
+    let (user, _) = new_user(&app, "pro").await;
+    let pi = unique("pi");
+    let checkout = stripe_event("checkout.session.completed", |e| {
+        e["data"]["object"]["client_reference_id"] = Value::Null;
+        e["data"]["object"]["metadata"] = json!({"user_id": user});
+        e["data"]["object"]["payment_intent"] = json!(pi);
+    });
+    let first = deliver(&app, &checkout).await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    assert_eq!(
+        first.json["result"]["purchase"],
+        json!({"payment_id": pi, "amount_cents": 1000, "credits": 3000, "rate_per_dollar": 300, "plan": "pro"})
+    );
+    let again = deliver(&app, &checkout).await;
+    assert_eq!((again.status, again.json["result"].clone()), (200, first.json["result"].clone()));
+    assert_eq!(balance(&app, &user).await["flexible"], 3_000, "credited once");
+    assert_ledger_explains_balance(&app, &user).await;
+}
+
+#[tokio::test]
+async fn bad_stale_and_missing_signatures_are_400_and_touch_nothing() {
+    let app = app().await;
+    let (user, _) = new_user(&app, "pro").await;
+    let checkout = stripe_event("checkout.session.completed", |e| {
+        e["data"]["object"]["client_reference_id"] = json!(user);
+        e["data"]["object"]["payment_intent"] = json!(unique("pi"));
+    });
+    let payload = checkout.to_string();
+    let forged = credits::stripe::sign(payload.as_bytes(), b"whsec_not_ours", now());
+    let stale = credits::stripe::sign(payload.as_bytes(), SECRET, now() - 301);
+    let tampered = credits::stripe::sign(b"{}", SECRET, now());
+    for signature in [Some(forged), Some(stale), Some(tampered), Some("t=1,v1=zz".to_owned()), None] {
+        let a = deliver_signed(&app, &payload, signature.clone()).await;
+        assert_eq!((a.status, a.code()), (400, "invalid_request"), "{signature:?}: {}", a.text);
+        assert!(a.json["error"]["message"].as_str().unwrap_or("").starts_with("Stripe-Signature"), "{}", a.text);
+    }
+    assert_eq!(balance(&app, &user).await["flexible"], 0);
+}
+
+#[tokio::test]
+async fn refunds_reverse_the_refunded_share_once_in_any_order() {
+    let app = app().await;
+    let (user, pi) = paid(&app).await; // 3,000 flexible
+    let refund = |refunded: i64| {
+        stripe_event("charge.refunded", |e| {
+            e["data"]["object"]["payment_intent"] = json!(pi);
+            e["data"]["object"]["amount_refunded"] = json!(refunded);
+        })
+    };
+    let (quarter, all) = (refund(250), refund(1_000));
+    // Out of order: the full refund first, then the older partial one.
+    let a = deliver(&app, &all).await;
+    assert_eq!((a.status, a.json["result"]["reversal"]["credits"].as_i64()), (200, Some(3_000)), "{}", a.text);
+    let b = deliver(&app, &quarter).await;
+    assert_eq!(b.status, 200, "{}", b.text);
+    assert!(b.json["result"]["reversal"].is_null(), "nothing beyond what is reversed: {}", b.text);
+    assert_eq!(deliver(&app, &all).await.json["result"], a.json["result"], "a duplicate replays");
+    assert_eq!(balance(&app, &user).await["flexible"], 0);
+    assert_ledger_explains_balance(&app, &user).await;
+
+    let (other, pi2) = paid(&app).await;
+    let partial = stripe_event("charge.refunded", |e| {
+        e["data"]["object"]["payment_intent"] = json!(pi2);
+        e["data"]["object"]["amount_refunded"] = json!(250);
+    });
+    assert_eq!(deliver(&app, &partial).await.json["result"]["reversal"]["credits"], 750);
+    let dispute = stripe_event("charge.dispute.created", |e| e["data"]["object"]["payment_intent"] = json!(pi2));
+    let d = deliver(&app, &dispute).await;
+    assert_eq!(
+        (d.status, d.json["result"]["reversal"]["credits"].as_i64()),
+        (200, Some(2_250)),
+        "the rest: {}",
+        d.text
+    );
+    let again = stripe_event("charge.dispute.created", |e| {
+        e["data"]["object"]["payment_intent"] = json!(pi2);
+        e["data"]["object"]["id"] = json!(unique("dp"));
+    });
+    let nothing = deliver(&app, &again).await;
+    assert_eq!((nothing.status, nothing.json["applied"].as_bool()), (200, Some(false)), "{}", nothing.text);
+    assert_eq!(balance(&app, &other).await["flexible"], 0);
+    assert_ledger_explains_balance(&app, &other).await;
+}
+
+#[tokio::test]
+async fn subscription_updates_change_the_plan_and_an_older_one_is_ignored() {
+    let app = app().await;
+    let (user, _) = new_user(&app, "free").await;
+    let sub = unique("sub");
+    let update = |price: &str, created: i64| {
+        let price = price.to_owned();
+        stripe_event("customer.subscription.updated", |e| {
+            e["created"] = json!(created);
+            e["data"]["object"]["id"] = json!(sub);
+            e["data"]["object"]["metadata"]["user_id"] = json!(user);
+            e["data"]["object"]["items"]["data"][0]["price"]["id"] = json!(price);
+        })
+    };
+    let (to_pro, to_business) = (update("price_1QcProMonthly", 1_000), update("price_1QcBusinessMonthly", 2_000));
+    let a = deliver(&app, &to_business).await;
+    assert_eq!((a.status, a.json["action"].as_str()), (200, Some("plan_change")), "{}", a.text);
+    assert_eq!(a.json["result"]["account"]["plan"], "business");
+    let late = deliver(&app, &to_pro).await;
+    assert_eq!((late.status, late.json["action"].as_str()), (200, Some("ignored")), "{}", late.text);
+    let again = deliver(&app, &to_business).await;
+    assert_eq!(
+        (again.json["action"].as_str(), again.json["result"].clone()),
+        (Some("plan_change"), a.json["result"].clone())
+    );
+    assert_eq!(account_event(&app, &user_event("balance.json", Some(&user), "")).await.json["plan"], "business");
+    let unknown = deliver(&app, &update("price_unknown", 3_000)).await;
+    assert_eq!((unknown.status, unknown.json["applied"].as_bool()), (200, Some(false)));
+}
+
+#[tokio::test]
+async fn an_event_that_can_never_apply_is_acknowledged_and_logged() {
+    let logs = capture_logs();
+    let app = app().await;
+    let (free, _) = new_user(&app, "free").await;
+    let checkout = stripe_event("checkout.session.completed", |e| {
+        e["data"]["object"]["client_reference_id"] = json!(free);
+        e["data"]["object"]["payment_intent"] = json!(unique("pi"));
+    });
+    let a = deliver(&app, &checkout).await;
+    assert_eq!((a.status, a.json["applied"].as_bool(), a.json["action"].as_str()), (200, Some(false), Some("refused")));
+    assert_eq!(a.json["result"]["error"]["code"], "plan_not_eligible");
+    let id = checkout["id"].as_str().unwrap_or("");
+    assert!(logs.at_level("ERROR").iter().any(|l| l["event"] == id), "an error line names the event");
+    let other = deliver(&app, &stripe_event("invoice.paid", |_| {})).await;
+    assert_eq!((other.status, other.json["action"].as_str()), (200, Some("ignored")));
+}
+
+#[tokio::test]
+async fn the_signing_secret_is_read_from_ssm_parameter_store() {
+    let ssm = aws_sdk_ssm::Client::new(&sdk_config().await);
+    let name = format!("/credits/{}/stripe-secret", unique("t"));
+    ssm.put_parameter()
+        .name(&name)
+        .value("whsec_from_ssm")
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .send()
+        .await
+        .expect("parameter stored");
+    assert_eq!(stripe_webhook::load_secret(&ssm, &name).await.expect("secret"), b"whsec_from_ssm");
+    let missing = stripe_webhook::load_secret(&ssm, "/credits/nope").await.expect_err("missing");
+    assert!(
+        missing.to_string().contains("STRIPE_SECRET_PARAMETER") && missing.to_string().contains("/credits/nope"),
+        "{missing}"
+    );
+}
