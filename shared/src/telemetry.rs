@@ -1,11 +1,13 @@
 //! Logging: `tracing` to stdout, JSON when Lambda's log format is JSON.
 
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::EnvFilter;
 
 /// Installs the subscriber once per cold start. The level comes from
-/// `RUST_LOG`, else `AWS_LAMBDA_LOG_LEVEL`, else `info`; the format is JSON
-/// when `AWS_LAMBDA_LOG_FORMAT=JSON`. Timestamps are left to CloudWatch.
+/// `RUST_LOG`, else `AWS_LAMBDA_LOG_LEVEL`, else `info` (one level for
+/// everything: `error`, `warn`, `info`, `debug`, `trace` or `off`); the
+/// format is JSON when `AWS_LAMBDA_LOG_FORMAT=JSON`. Timestamps are left to
+/// CloudWatch.
 pub fn init() {
     let level = std::env::var("RUST_LOG")
         .or_else(|_| std::env::var("AWS_LAMBDA_LOG_LEVEL"))
@@ -21,9 +23,8 @@ pub fn subscriber<W>(json: bool, level: &str, writer: W) -> Box<dyn tracing::Sub
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    let filter = EnvFilter::try_new(level.to_lowercase()).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_max_level(level_filter(level))
         .with_writer(writer)
         .with_ansi(false)
         .without_time()
@@ -32,5 +33,23 @@ where
         Box::new(builder.json().with_current_span(true).with_span_list(false).flatten_event(true).finish())
     } else {
         Box::new(builder.finish())
+    }
+}
+
+/// A level name (any case; Lambda's `WARN`, `INFO`, ...); `info` for anything else.
+fn level_filter(level: &str) -> LevelFilter {
+    level.trim().parse().unwrap_or(LevelFilter::INFO)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_are_read_in_any_case_and_default_to_info() {
+        assert_eq!(level_filter("WARN"), LevelFilter::WARN);
+        assert_eq!(level_filter("debug"), LevelFilter::DEBUG);
+        assert_eq!(level_filter("off"), LevelFilter::OFF);
+        assert_eq!(level_filter("credits=debug"), LevelFilter::INFO);
     }
 }
