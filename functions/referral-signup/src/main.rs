@@ -3,7 +3,7 @@
 use credits::{telemetry, App, Mail};
 use lambda_http::{run, service_fn, Error};
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let app = App::from_env(Mail::Required).await?;
