@@ -35,9 +35,19 @@ chaos:
 		CHAOS_USERS="$${CHAOS_USERS:-30}" CHAOS_OPERATIONS="$${CHAOS_OPERATIONS:-200}" \
 		cargo test --quiet -p integration-tests --test chaos
 
-## Rollover benchmark: 20,000 due accounts in a fresh emulator (BENCH_ACCOUNTS to change).
+## Benchmarks, printed as tables: the release binaries' request path (cold start, warm latency, CPU, RSS,
+## AWS requests; BENCH_REQUESTS to change), then the rollover (BENCH_ACCOUNTS due accounts, 20,000 by default).
 bench:
-	bash infra/with-emulator.sh credits-bench cargo bench -p integration-tests --bench rollover
+	cargo build --release --bins --quiet
+	cargo build --release -p hello-lambda --quiet
+	bash infra/with-emulator.sh credits-bench cargo bench --quiet -p integration-tests --bench requests
+	bash infra/with-emulator.sh credits-bench cargo bench --quiet -p integration-tests --bench rollover
+
+## The deployable build: `sam validate --lint`, then `sam build --beta-features` (every function in release, arm64).
+package:
+	bash infra/venv.sh local
+	bash infra/venv.sh deploy
+	bash infra/package.sh
 
 venv:
 	bash infra/venv.sh

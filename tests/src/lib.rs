@@ -11,6 +11,7 @@
 //! | [`invariants`] | checks that hold for every account, read from the table |
 //! | [`logs`] | the log lines the functions write |
 //! | [`chaos`] | the fault-injection suite: workload, invariants, self-test |
+//! | [`runtime_api`] | a Lambda runtime API for the benchmarks: release binaries run as on Lambda |
 
 pub mod chaos;
 pub mod drivers;
@@ -18,6 +19,7 @@ pub mod emulator;
 pub mod events;
 pub mod invariants;
 pub mod logs;
+pub mod runtime_api;
 pub mod table;
 
 pub use drivers::*;

@@ -1,0 +1,214 @@
+//! What users feel on every call, measured on the release binaries as Lambda
+//! runs them (`make bench`): cold starts beside a hello-world `lambda_http`
+//! binary, warm latency and the function's own CPU per request, peak RSS,
+//! and AWS requests per call. Prints a table; asserts nothing about time
+//! (the machine is noisy), only that every request succeeded.
+
+use integration_tests::runtime_api::{cpu_time, peak_rss, RuntimeApi};
+use integration_tests::{app, buy, emulator::http_json, new_user, service_event};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::time::Duration;
+
+const COLD_RUNS: usize = 15;
+const WARMUP: usize = 20;
+/// Where the bench stores a signing secret for `stripe-webhook`'s cold start.
+const STRIPE_SECRET_PARAMETER: &str = "/credits/bench/stripe-webhook-secret";
+
+fn bin_dir() -> PathBuf {
+    std::env::var("BENCH_BIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release"))
+}
+
+/// The environment a deployed function gets, pointed at `endpoint`.
+fn env(endpoint: &str) -> Vec<(String, String)> {
+    let mut vars: Vec<(String, String)> =
+        ["TABLE_NAME", "SENDER_EMAIL", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
+            .iter()
+            .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
+            .collect();
+    vars.push(("AWS_ENDPOINT_URL".into(), endpoint.into()));
+    vars
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(i).copied().unwrap_or_default()
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1e3)
+}
+
+/// Median time from process start to the first poll of the runtime API.
+async fn cold_start(binary: &str, endpoint: &str) -> Duration {
+    let path = bin_dir().join(binary);
+    let mut vars = env(endpoint);
+    if binary == "stripe-webhook" {
+        vars.push(("STRIPE_SECRET_PARAMETER".into(), STRIPE_SECRET_PARAMETER.into()));
+    }
+    let mut times = Vec::new();
+    for _ in 0..COLD_RUNS {
+        let api = RuntimeApi::start().await;
+        let started = std::time::Instant::now();
+        let mut child = api.spawn(&path, &vars);
+        let polled = api.first_poll(Duration::from_secs(10)).await;
+        let _ = child.kill();
+        let _ = child.wait();
+        times.push(polled.map(|at| at - started).unwrap_or_else(|| panic!("{binary} never polled the runtime API")));
+    }
+    times.sort();
+    percentile(&times, 0.5)
+}
+
+struct Warm {
+    p50: Duration,
+    p99: Duration,
+    cpu_per_request: Duration,
+    peak_rss: u64,
+    aws_per_call: Vec<(String, f64)>,
+}
+
+/// `requests` invocations of `binary` with `event(i)`, warm, through the
+/// fault proxy (no faults) so its AWS requests can be counted.
+async fn warm(binary: &str, requests: usize, event: impl Fn(usize) -> Value) -> Warm {
+    let proxy = std::env::var("FAULT_PROXY_URL").expect("FAULT_PROXY_URL (run through make bench)");
+    let mut api = RuntimeApi::start().await;
+    let mut child = api.spawn(&bin_dir().join(binary), &env(&proxy));
+    let pid = child.id();
+    api.first_poll(Duration::from_secs(10)).await.expect("the function started");
+    for i in 0..WARMUP {
+        let (outcome, _) = api.invoke(&format!("warm-{i}"), &event(1_000_000 + i)).await;
+        assert!(!outcome.error, "{}", outcome.body);
+    }
+    http_json(&proxy, "POST", "/__faults", Some(&json!({"rate": 0, "seed": 0}))).await;
+    let cpu_before = cpu_time(pid).expect("/proc");
+    let mut latencies = Vec::with_capacity(requests);
+    for i in 0..requests {
+        let (outcome, latency) = api.invoke(&format!("req-{i}"), &event(i)).await;
+        let status = serde_json::from_str::<Value>(&outcome.body).ok().and_then(|b| b["statusCode"].as_u64());
+        assert!(!outcome.error && status.is_some_and(|s| s < 300), "{}", outcome.body);
+        latencies.push(latency);
+    }
+    let cpu = cpu_time(pid).expect("/proc").saturating_sub(cpu_before);
+    let peak_rss = peak_rss(pid).expect("/proc");
+    let stats = http_json(&proxy, "GET", "/__faults", None).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    latencies.sort();
+    let aws_per_call = stats["requests"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(op, n)| (op.clone(), n.as_f64().unwrap_or(0.0) / requests as f64))
+        .collect();
+    Warm {
+        p50: percentile(&latencies, 0.5),
+        p99: percentile(&latencies, 0.99),
+        cpu_per_request: cpu / requests as u32,
+        peak_rss,
+        aws_per_call,
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        return; // built by `cargo test --all-targets`; only `cargo bench` runs it
+    }
+    let requests: usize = std::env::var("BENCH_REQUESTS").ok().and_then(|n| n.parse().ok()).unwrap_or(500);
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL (run through make bench)");
+    println!("binaries: {}", bin_dir().display());
+
+    let sdk = integration_tests::sdk_config().await;
+    aws_sdk_ssm::Client::new(&sdk)
+        .put_parameter()
+        .name(STRIPE_SECRET_PARAMETER)
+        .value("whsec_bench")
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .overwrite(true)
+        .send()
+        .await
+        .expect("the bench's Stripe secret stored");
+
+    println!("\ncold start: process start to its first poll of the runtime API, median of {COLD_RUNS}");
+    println!("  (stripe-webhook's includes reading its signing secret from Parameter Store)");
+    let hello = cold_start("hello-lambda", &endpoint).await;
+    println!("  {:<16} {:>8} ms   1.00x", "hello-lambda", ms(hello));
+    let functions = [
+        "referral-signup",
+        "purchase",
+        "upgrade-bonus",
+        "spend",
+        "corrections",
+        "account",
+        "rollover",
+        "email-outbox",
+        "hold-expiry",
+        "stripe-webhook",
+    ];
+    // BENCH_FUNCTIONS=purchase,spend measures only those (bench/release-profiles.sh).
+    let only: Option<Vec<String>> =
+        std::env::var("BENCH_FUNCTIONS").ok().map(|list| list.split(',').map(|f| f.trim().to_owned()).collect());
+    let wanted = |f: &str| only.as_ref().is_none_or(|only| only.iter().any(|o| o == f));
+    for f in functions.into_iter().filter(|f| wanted(f)) {
+        let t = cold_start(f, &endpoint).await;
+        let size = std::fs::metadata(bin_dir().join(f)).map(|m| m.len()).unwrap_or(0);
+        println!(
+            "  {f:<16} {:>8} ms   {:.2}x   binary {:.1} MB",
+            ms(t),
+            t.as_secs_f64() / hello.as_secs_f64(),
+            size as f64 / 1e6
+        );
+    }
+
+    // Accounts to buy and spend with.
+    let app = app().await;
+    let (buyer, _) = new_user(&app, "business").await;
+    let (spender, _) = new_user(&app, "business").await;
+    for i in 0..20 {
+        let a = buy(&app, json!({"user_id": spender, "payment_id": format!("seed-{i}"), "amount_cents": 1_000_000, "currency": "USD"})).await;
+        assert_eq!(a.status, 201, "{}", a.text);
+    }
+
+    let purchase = |i: usize| {
+        service_event(
+            "purchase.json",
+            &json!({"user_id": buyer, "payment_id": format!("bench-{i}"), "amount_cents": 100, "currency": "USD"})
+                .to_string(),
+        )
+    };
+    let spend = |i: usize| {
+        service_event(
+            "spend.json",
+            &json!({"user_id": spender, "spend_id": format!("bench-{i}"), "credits": 1}).to_string(),
+        )
+    };
+    println!(
+        "\nwarm requests through the release binary, {requests} each (after {WARMUP} to warm up), against the emulator"
+    );
+    println!("(hello: the Lambda runtime's own cost per invocation, no AWS request):");
+    println!(
+        "  {:<9} {:>9} {:>9} {:>14} {:>12}   AWS requests per call",
+        "route", "p50 ms", "p99 ms", "CPU/request", "peak RSS"
+    );
+    let routes = [
+        ("hello", "hello-lambda", &purchase as &dyn Fn(usize) -> Value),
+        ("purchase", "purchase", &purchase),
+        ("spend", "spend", &spend),
+    ];
+    for (name, binary, event) in routes.into_iter().filter(|(_, binary, _)| *binary == "hello-lambda" || wanted(binary))
+    {
+        let w = warm(binary, requests, event).await;
+        let calls: Vec<String> = w.aws_per_call.iter().map(|(op, n)| format!("{op} {n:.2}")).collect();
+        println!(
+            "  {name:<9} {:>9} {:>9} {:>11.3} ms {:>9.1} MB   {}",
+            ms(w.p50),
+            ms(w.p99),
+            w.cpu_per_request.as_secs_f64() * 1e3,
+            w.peak_rss as f64 / 1e6,
+            calls.join(", ")
+        );
+    }
+}
