@@ -13,7 +13,7 @@ echo "== cargo fmt --check, cargo clippy"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "== cargo test (build)"
-cargo test --workspace --tests --no-run --quiet
+cargo test --workspace --tests --test chaos --no-run --quiet
 if ! wait "$venv"; then
   cat "$venv_log" >&2
   echo "infra/test.sh: installing the Python tools failed (above)" >&2
@@ -25,5 +25,15 @@ echo "== cfn-lint, checkov: template.yaml"
 .venv-lint/bin/checkov --file template.yaml --framework cloudformation --skip-download --compact --quiet
 echo "== openapi.yaml"
 .venv/bin/python -c "import yaml; from openapi_spec_validator import validate; validate(yaml.safe_load(open('openapi.yaml'))); print('openapi.yaml is a valid OpenAPI 3 document')"
-echo "== cargo test"
-exec bash infra/with-emulator.sh credits-test cargo test --workspace --tests --no-fail-fast "$@"
+echo "== cargo test, and beside it the fault-injection suite's small configuration"
+# The chaos run mostly waits out the SDK's retry backoff: side by side with the
+# other tests it costs no time. Its report follows theirs.
+exec bash infra/with-emulator.sh credits-test bash -c '
+  cargo test --quiet -p integration-tests --test chaos >.emulator/chaos-test.log 2>&1 &
+  chaos=$!
+  status=0
+  cargo test --workspace --tests --no-fail-fast "$@" || status=$?
+  wait "$chaos" || status=$?
+  echo "== the fault-injection suite (small configuration)"
+  cat .emulator/chaos-test.log
+  exit "$status"' test.sh "$@"
