@@ -4,6 +4,8 @@
 
 use crate::balance::Balance;
 use crate::cycle::Time;
+/// Which email: defined beside the letters, whose templates are per kind.
+pub use crate::letters::EmailKind;
 use crate::letters::Letters;
 use crate::options::CreditOptions;
 use aws_sdk_sesv2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
@@ -23,44 +25,6 @@ pub const MAX_ATTEMPTS: u32 = 8;
 pub fn backoff(attempts: u32) -> Duration {
     let minutes = 1_i64 << attempts.saturating_sub(1).min(9);
     Duration::minutes(minutes.min(360))
-}
-
-/// The emails the service sends; each has its own template and id scheme.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EmailKind {
-    /// To a referrer, for a rewarded signup.
-    ReferralSignupBonus,
-    /// To a referrer, for a referred user's upgrade.
-    ReferralUpgradeBonus,
-    /// To a buyer.
-    PurchaseReceipt,
-    /// To a user whose balance fell below a threshold.
-    LowBalance,
-}
-
-impl EmailKind {
-    /// Every kind.
-    pub const ALL: [EmailKind; 4] = [
-        EmailKind::ReferralSignupBonus,
-        EmailKind::ReferralUpgradeBonus,
-        EmailKind::PurchaseReceipt,
-        EmailKind::LowBalance,
-    ];
-
-    /// The kind's stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EmailKind::ReferralSignupBonus => "referral_signup_bonus",
-            EmailKind::ReferralUpgradeBonus => "referral_upgrade_bonus",
-            EmailKind::PurchaseReceipt => "purchase_receipt",
-            EmailKind::LowBalance => "low_balance",
-        }
-    }
-
-    /// The kind with this stored name.
-    pub fn from_name(name: &str) -> Option<EmailKind> {
-        EmailKind::ALL.into_iter().find(|k| k.as_str() == name)
-    }
 }
 
 /// Where an outbox email stands.

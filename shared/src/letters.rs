@@ -10,9 +10,46 @@
 //! all the language needs, and this is about 60 lines where the smallest
 //! well-kept engines add hundreds of kilobytes to every function.
 
-use crate::email::EmailKind;
 use serde::Deserialize;
 use std::collections::BTreeMap;
+
+/// The emails the service sends; each has its own template and id scheme.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EmailKind {
+    /// To a referrer, for a rewarded signup.
+    ReferralSignupBonus,
+    /// To a referrer, for a referred user's upgrade.
+    ReferralUpgradeBonus,
+    /// To a buyer.
+    PurchaseReceipt,
+    /// To a user whose balance fell below a threshold.
+    LowBalance,
+}
+
+impl EmailKind {
+    /// Every kind.
+    pub const ALL: [EmailKind; 4] = [
+        EmailKind::ReferralSignupBonus,
+        EmailKind::ReferralUpgradeBonus,
+        EmailKind::PurchaseReceipt,
+        EmailKind::LowBalance,
+    ];
+
+    /// The kind's stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EmailKind::ReferralSignupBonus => "referral_signup_bonus",
+            EmailKind::ReferralUpgradeBonus => "referral_upgrade_bonus",
+            EmailKind::PurchaseReceipt => "purchase_receipt",
+            EmailKind::LowBalance => "low_balance",
+        }
+    }
+
+    /// The kind with this stored name.
+    pub fn from_name(name: &str) -> Option<EmailKind> {
+        EmailKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
 
 /// Placeholders every kind offers.
 pub const COMMON: &[&str] = &["product_name", "dashboard_url", "buy_url", "user_id", "balance"];

@@ -6,7 +6,7 @@
 //! concurrent changes crossing together send one email: the second reads
 //! the alert the first recorded.
 
-use super::execute::{Ctx, Effect, Snapshot};
+use super::command::{Ctx, Effect, Snapshot};
 use crate::account::Account;
 use crate::alerts::crossed;
 use crate::email::low_balance;

@@ -3,7 +3,8 @@
 //! never as edits; what the buckets cannot cover becomes debt, which every
 //! later credit repays first.
 
-use super::execute::{execute, Command, Ctx, Effect, Snapshot};
+use super::command::{Command, Ctx, Effect, Snapshot};
+use super::execute::execute;
 use crate::account::Entries;
 use crate::balance::{credit, take, Balance, Bucket, Delta, Parts, CLAWBACK_ORDER, REVERSAL_ORDER};
 use crate::http::{record_user, to_json, ApiError, Reply};

@@ -1,6 +1,5 @@
-//! The one protocol every mutating route runs, and the shape of a route's
-//! rules: a [`Command`] whose [`Command::decide`] is a pure function of the
-//! request, what was read, the catalogue and the time.
+//! The one protocol every mutating route runs: a [`Command`] (see
+//! `super::command`) is read, replayed or decided, and committed.
 //!
 //! 1. One read (`TransactGetItems`): the request's idempotency record, its
 //!    user's account and, where it names them, a referral code's owner and
@@ -21,122 +20,14 @@
 //! 7. After the commit, the emails are sent and marked sent; a failure there
 //!    leaves them pending for the scheduled sender and never fails the request.
 
-use crate::account::Account;
-use crate::config::Config;
-use crate::cycle::{now, Time};
-use crate::email::OutboxEmail;
-use crate::hold::Hold;
+use super::command::{Command, Ctx, Snapshot};
+use crate::cycle::now;
 use crate::http::{ApiError, Reply};
-use crate::idempotency::{Canonical, IdemRecord, RecordKey, RequestHash, Route};
-use crate::letters::Letters;
-use crate::plans::Catalogue;
+use crate::idempotency::{IdemRecord, RecordKey, RequestHash};
 use crate::referral::new_code;
-use crate::store::{CommitError, Lookups, PurchaseFacts, StoreError, Write};
-use crate::types::UserId;
+use crate::store::{CommitError, StoreError};
 use crate::App;
 use std::time::Duration;
-
-/// What a decision may use besides the request and the snapshot.
-#[derive(Clone, Copy, Debug)]
-pub struct Ctx<'a> {
-    /// Plans, bonuses, the brand and its email templates, referral links.
-    pub config: &'a Config,
-    /// The time of this attempt, whole seconds.
-    pub now: Time,
-    /// A referral code drawn for this attempt (a new account claims it; a
-    /// collision makes the next attempt draw another).
-    pub fresh_code: &'a str,
-}
-
-impl<'a> Ctx<'a> {
-    /// Plans and bonuses.
-    pub fn catalogue(&self) -> &'a Catalogue {
-        &self.config.catalogue
-    }
-
-    /// The brand and email templates.
-    pub fn letters(&self) -> &'a Letters {
-        &self.config.letters
-    }
-}
-
-/// What was read for a request.
-#[derive(Clone, Debug, Default)]
-pub struct Snapshot {
-    /// The account of the request's user.
-    pub account: Option<Account>,
-    /// The owner of the referral code the request names, if anyone owns it.
-    pub code_owner: Option<String>,
-    /// The purchase the request names, if the user made it.
-    pub purchase: Option<PurchaseFacts>,
-    /// The hold the request names, if the user has it.
-    pub hold: Option<Hold>,
-    /// The accounts [`Command::related`] asked for that exist.
-    pub related: Vec<Account>,
-}
-
-impl Snapshot {
-    /// The user's account; 404 `account_not_found` where there is none.
-    pub fn account(&self) -> Result<&Account, ApiError> {
-        self.account.as_ref().ok_or_else(ApiError::account_not_found)
-    }
-
-    /// A related account, if it exists.
-    pub fn related(&self, user_id: &str) -> Option<&Account> {
-        self.related.iter().find(|a| a.user_id == user_id)
-    }
-}
-
-/// What a request does: its answer, and what commits with it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Effect {
-    /// The answer, which the idempotency record keeps for replays.
-    pub reply: Reply,
-    /// The writes, each under its condition.
-    pub writes: Vec<Write>,
-    /// Emails queued in the outbox by the same transaction.
-    pub emails: Vec<OutboxEmail>,
-}
-
-/// A validated mutating request: what the executor needs to know of it,
-/// and its rules.
-pub trait Command {
-    /// The route, which scopes the key.
-    const ROUTE: Route;
-
-    /// Whether the route can take a balance below a low-balance threshold
-    /// (see [`super::alerts`]).
-    const LOWERS_BALANCE: bool = false;
-
-    /// The user the request is about.
-    fn user(&self) -> &UserId;
-
-    /// The request's idempotency key.
-    fn key(&self) -> &str;
-
-    /// The request as its hash sees it (fields as sent, in a fixed order).
-    fn canonical(&self) -> Canonical;
-
-    /// The answer when the key was used before with another request: 409
-    /// `idempotency_conflict` unless the route's contract says otherwise.
-    fn mismatch(&self) -> ApiError {
-        ApiError::idempotency_conflict(Self::ROUTE.key_field())
-    }
-
-    /// What the first read looks up besides the user's account and the
-    /// request's record: a referral code's owner, a purchase.
-    fn lookups(&self) -> Lookups {
-        Lookups::default()
-    }
-
-    /// Other accounts the decision needs, by id, once the first read is in.
-    fn related(&self, _snapshot: &Snapshot, _ctx: &Ctx<'_>) -> Result<Vec<String>, ApiError> {
-        Ok(Vec::new())
-    }
-
-    /// The rules: what the request does, given what was read. Pure.
-    fn decide(&self, snapshot: &Snapshot, ctx: &Ctx<'_>) -> Result<Effect, ApiError>;
-}
 
 /// Runs a command through the protocol above.
 pub async fn execute<C: Command>(app: &App, command: &C) -> Result<Reply, ApiError> {
@@ -250,6 +141,7 @@ impl Retry {
 mod tests {
     use super::*;
     use crate::cycle::parse_time;
+    use crate::idempotency::{Canonical, Route};
 
     #[test]
     fn a_replay_answers_the_original_body_or_a_conflict() {

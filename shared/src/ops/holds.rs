@@ -6,7 +6,8 @@
 //! credits whose cycle ended while held) and `release` (given back to the
 //! buckets they came from, repaying debt first).
 
-use super::execute::{execute, Command, Ctx, Effect, Retry, Snapshot};
+use super::command::{Command, Ctx, Effect, Snapshot};
+use super::execute::{execute, Retry};
 use super::schedule::{persist, Budget};
 use crate::account::{Account, Change, Entries, LedgerError};
 use crate::balance::{draw, Balance, Delta};

@@ -1,6 +1,6 @@
 //! What each route and schedule does.
 //!
-//! Every mutating route is a [`Command`](execute::Command): its file holds
+//! Every mutating route is a [`Command`](command::Command): its file holds
 //! the request's validation and its rules as a pure decision, and
 //! [`execute`](execute::execute) runs every one of them through the same
 //! read, replay, decide, commit and retry protocol. The scheduled functions
@@ -8,6 +8,7 @@
 
 pub mod account;
 pub mod alerts;
+pub mod command;
 pub mod corrections;
 pub mod execute;
 pub mod holds;

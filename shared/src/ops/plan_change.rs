@@ -1,7 +1,8 @@
 //! `POST /v1/plan-changes`: the new plan, its top-up, and the referrer's
 //! upgrade bonus.
 
-use super::execute::{execute, Command, Ctx, Effect, Snapshot};
+use super::command::{Command, Ctx, Effect, Snapshot};
+use super::execute::execute;
 use crate::account::{Account, AccountView, Entries};
 use crate::balance::Bucket;
 use crate::email::{referral_upgrade_bonus, UpgradeBonus};

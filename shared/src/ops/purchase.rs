@@ -1,6 +1,7 @@
 //! `POST /v1/purchases`: flexible credits at the plan's rate, with a receipt.
 
-use super::execute::{execute, Command, Ctx, Effect, Snapshot};
+use super::command::{Command, Ctx, Effect, Snapshot};
+use super::execute::execute;
 use crate::account::Entries;
 use crate::balance::{Balance, Bucket};
 use crate::email::{purchase_receipt, Receipt};

@@ -8,7 +8,8 @@
 //! claimed the drawn referral code (the next attempt draws another), or the
 //! referrer changed since it was read (its cap may now be used up).
 
-use super::execute::{execute, Command, Ctx, Effect, Snapshot};
+use super::command::{Command, Ctx, Effect, Snapshot};
+use super::execute::execute;
 use crate::account::{Account, AccountView, Entries};
 use crate::balance::{Balance, Bucket, Delta};
 use crate::cycle::{now, parse_time, Cycle, Time};

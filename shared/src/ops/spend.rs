@@ -1,6 +1,7 @@
 //! `POST /v1/spends`: credits drawn plan first, then bonus, then flexible.
 
-use super::execute::{execute, Command, Ctx, Effect, Snapshot};
+use super::command::{Command, Ctx, Effect, Snapshot};
+use super::execute::execute;
 use crate::account::Entries;
 use crate::balance::{draw, Balance, Delta, Parts};
 use crate::http::{record_user, to_json, ApiError, Reply};

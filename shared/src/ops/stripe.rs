@@ -17,8 +17,9 @@
 //! purchase rate) is answered 200 with `applied: false` and logged as an
 //! error, because Stripe's retries could not change it.
 
+use super::command::{Command, Ctx, Effect, Snapshot};
 use super::corrections::Reversal;
-use super::execute::{execute, Command, Ctx, Effect, Snapshot};
+use super::execute::execute;
 use super::plan_change::ChangePlan;
 use super::purchase::Purchase;
 use crate::http::{to_json, ApiError, Reply};
