@@ -1,5 +1,5 @@
 # The two commands a user needs: `make test` and (later) `make run`.
-.PHONY: test check chaos run demo emulator watch bench venv fmt lint clean
+.PHONY: test check chaos run demo emulator watch bench package venv fmt lint clean
 
 ## Run every test against a fresh local emulator (installs what it needs).
 test:

@@ -3,6 +3,7 @@
 #   infra/venv.sh          .venv: infra/requirements.txt (moto, cfn-lint)
 #   infra/venv.sh local    .venv: also infra/requirements-local.txt (cargo-lambda)
 #   infra/venv.sh lint     .venv-lint: infra/requirements-lint.txt (checkov)
+#   infra/venv.sh deploy   .venv-sam: infra/requirements-deploy.txt (the AWS SAM CLI)
 # Re-installs only when a requirements file changes; prints nothing when up to date.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -22,6 +23,7 @@ install() {
 }
 case "${1:-}" in
   lint) install .venv-lint requirements-lint.txt ;;
+  deploy) install .venv-sam requirements-deploy.txt ;;
   local) install .venv requirements.txt; install .venv requirements-local.txt ;;
   *) install .venv requirements.txt ;;
 esac
