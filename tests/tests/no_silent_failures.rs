@@ -79,6 +79,7 @@ async fn requests_on_an_account_whose_plan_left_the_catalogue_get_a_clear_error(
 
 #[tokio::test]
 async fn an_overflowing_grant_is_logged_counted_and_does_not_stop_the_others() {
+    let logs = capture_logs();
     let app = app_on_fresh_table(&[]).await;
     let full = signed_up(&app, "pro", "2026-01-31T10:00:00Z").await;
     let fine = signed_up(&app, "pro", "2026-01-31T10:00:00Z").await;
@@ -87,6 +88,11 @@ async fn an_overflowing_grant_is_logged_counted_and_does_not_stop_the_others() {
     assert_eq!(report, json!({"rolled_over": 1, "cycles": 1, "errors": 1, "remaining": true}));
     assert_eq!(attr(&account_item(&app, &full).await, "cycle_end"), "2026-02-28T10:00:00Z");
     assert_eq!(attr(&account_item(&app, &fine).await, "cycle_end"), "2026-03-31T10:00:00Z");
+    let errors = logs.at_level("ERROR");
+    assert!(
+        errors.iter().any(|l| l["user"] == full.as_str() && l["error"].as_str().is_some_and(|e| !e.is_empty())),
+        "an error line names the account and why: {errors:#?}"
+    );
 }
 
 #[tokio::test]
