@@ -362,3 +362,48 @@ async fn bad_corrections_are_400_naming_the_field_and_write_nothing() {
     assert_eq!(balance(&app, &user).await["flexible"], 300, "nothing was written");
     assert_eq!(ledger_kinds(&app, &user).await.len(), 2);
 }
+
+#[tokio::test]
+async fn each_correction_replays_its_key_and_refuses_it_for_another_request() {
+    let app = app().await;
+    let (user, payment) = buyer(&app, 1_000).await;
+    let (referrer, code) = new_user(&app, "free").await;
+    let friend = new_referred_user(&app, "free", &code).await;
+    let reversal =
+        json!({"user_id": user, "reversal_id": "r", "payment_id": payment, "reason": "refund", "credits": 100});
+    let adjustment =
+        json!({"user_id": user, "adjustment_id": "a", "credits": 50, "bucket": "bonus", "reason": "goodwill"});
+    let clawback = json!({"referred_user_id": friend, "clawback_id": "k", "reason": "fraud"});
+    let cases: [(&str, Value, Value); 3] = [
+        ("reversal_id", reversal.clone(), json!({"credits": 101})),
+        ("adjustment_id", adjustment.clone(), json!({"credits": 51})),
+        ("clawback_id", clawback.clone(), json!({"reason": "refund"})),
+    ];
+    async fn send(app: &credits::App, key_field: &str, body: Value) -> Answer {
+        match key_field {
+            "reversal_id" => reverse(app, body).await,
+            "adjustment_id" => adjust(app, body).await,
+            _ => claw_back(app, body).await,
+        }
+    }
+    for (key_field, first, change) in cases {
+        let a = send(&app, key_field, first.clone()).await;
+        assert_eq!(a.status, 201, "{key_field}: {}", a.text);
+        let before = (balance(&app, &user).await, balance(&app, &referrer).await);
+        let again = send(&app, key_field, first.clone()).await;
+        assert_eq!((again.status, again.replayed, again.text.as_str()), (200, true, a.text.as_str()), "{key_field}");
+        let mut other = first.clone();
+        for (field, value) in change.as_object().into_iter().flatten() {
+            other[field] = value.clone();
+        }
+        let refused = send(&app, key_field, other).await;
+        assert_eq!((refused.status, refused.code()), (409, "idempotency_conflict"), "{key_field}: {}", refused.text);
+        assert!(refused.text.contains(key_field), "the 409 names {key_field}: {}", refused.text);
+        assert_eq!(
+            (balance(&app, &user).await, balance(&app, &referrer).await),
+            before,
+            "{key_field}: nothing changed"
+        );
+    }
+    assert_ledger_explains_balance(&app, &user).await;
+}
