@@ -214,3 +214,40 @@ async fn the_signing_secret_is_read_from_ssm_parameter_store() {
         "{missing}"
     );
 }
+
+#[tokio::test]
+async fn a_refund_before_its_checkout_is_answered_503_until_the_checkout_has_come() {
+    let app = app().await;
+    let (user, _) = new_user(&app, "pro").await;
+    let pi = unique("pi");
+    let refund = stripe_event("charge.refunded", |e| {
+        e["created"] = json!(now());
+        e["data"]["object"]["payment_intent"] = json!(pi);
+        e["data"]["object"]["amount_refunded"] = json!(1_000);
+    });
+    let early = deliver(&app, &refund).await;
+    assert_eq!((early.status, early.code()), (503, "unavailable"), "Stripe delivers it again: {}", early.text);
+
+    let checkout = stripe_event("checkout.session.completed", |e| {
+        e["data"]["object"]["client_reference_id"] = json!(user);
+        e["data"]["object"]["payment_intent"] = json!(pi);
+    });
+    assert_eq!(deliver(&app, &checkout).await.json["action"], "purchase");
+    let later = deliver(&app, &refund).await;
+    assert_eq!(
+        (later.status, later.json["result"]["reversal"]["credits"].as_i64()),
+        (200, Some(3_000)),
+        "{}",
+        later.text
+    );
+    assert_eq!(balance(&app, &user).await["flexible"], 0);
+    assert_ledger_explains_balance(&app, &user).await;
+
+    // A day on, a payment still unknown was not a purchase of credits: refused for good.
+    let stranger = stripe_event("charge.refunded", |e| {
+        e["created"] = json!(now() - credits::ops::stripe::UNSEEN_PAYMENT_RETRY_S - 60);
+        e["data"]["object"]["payment_intent"] = json!(unique("pi"));
+    });
+    let old = deliver(&app, &stranger).await;
+    assert_eq!((old.status, old.json["action"].as_str()), (200, Some("refused")), "{}", old.text);
+}

@@ -168,6 +168,13 @@ async fn apply(app: &App, event: &Event) -> Result<(&'static str, Reply), ApiErr
     }
 }
 
+/// How long after a refund or dispute naming a payment this service has not
+/// seen it answers 503 (Stripe retries) instead of refusing it for good: a
+/// day covers out-of-order deliveries and an outage of the checkout's own
+/// delivery, and ends the retries of a refund of a payment that was never a
+/// purchase of credits (one Stripe account may sell other things).
+pub const UNSEEN_PAYMENT_RETRY_S: i64 = 24 * 3600;
+
 /// Handles one webhook delivery: `signature` is the `Stripe-Signature`
 /// header, `payload` the raw body, `now` seconds since the epoch.
 pub async fn webhook(
@@ -191,6 +198,14 @@ pub async fn webhook(
         }
         // Stripe retries what is not 2xx: right for what may pass later.
         Err(e) if e.status >= 500 => Err(e),
+        // A refund or dispute can arrive before the checkout it follows
+        // (Stripe does not order deliveries): while the checkout may still
+        // come, answer 503 so Stripe delivers it again.
+        Err(e) if e.code == "purchase_not_found" && now - event.created < UNSEEN_PAYMENT_RETRY_S => {
+            tracing::warn!(event = %event.id, kind = %event.kind,
+                "Stripe event names a payment not seen yet; answered 503 so Stripe delivers it again");
+            Err(ApiError::unavailable(format!("{}: the payment's checkout has not arrived yet", event.kind)))
+        }
         Err(e) if e.code == "reversal_exceeds_purchase" => {
             Ok(Reply::Ok(answer(false, "reversal", json!({"note": "the purchase is reversed in full already"}))?))
         }
