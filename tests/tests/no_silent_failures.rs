@@ -2,7 +2,7 @@
 //! counted in the scheduled run's report, or answered with a clear error,
 //! and never stops the rest of a run.
 
-use aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemOutput;
+use aws_sdk_dynamodb::operation::batch_get_item::{BatchGetItemError, BatchGetItemOutput};
 use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
 use aws_sdk_dynamodb::operation::query::QueryOutput;
 use aws_sdk_dynamodb::operation::transact_write_items::{TransactWriteItemsError, TransactWriteItemsOutput};
@@ -272,4 +272,56 @@ async fn a_page_that_keeps_failing_is_counted_and_the_other_shards_still_run() {
     let report = outbox_at(&mocked_app(db, ses), "2026-01-01T00:00:00Z").await;
     assert_eq!(report, json!({"sent": 0, "retried": 0, "failed": 0, "throttled": 0, "errors": 1, "remaining": true}));
     assert_eq!(rest.num_calls(), 15);
+}
+
+#[tokio::test]
+async fn a_failed_batch_read_of_due_accounts_is_counted_and_the_other_shards_still_run() {
+    let due =
+        mock!(aws_sdk_dynamodb::Client::query).match_requests(|req| shard_of(req) == "DUE#00").then_output(|| {
+            let key = |id: &str| {
+                HashMap::from([("pk".to_owned(), s(&format!("USER#{id}"))), ("sk".to_owned(), s("ACCOUNT"))])
+            };
+            QueryOutput::builder().items(key("a")).items(key("b")).build()
+        });
+    let rest = mock!(aws_sdk_dynamodb::Client::query).then_output(|| QueryOutput::builder().build());
+    let read = mock!(aws_sdk_dynamodb::Client::batch_get_item)
+        .then_error(|| BatchGetItemError::ResourceNotFoundException(not_found()));
+    let db = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&due, &rest, &read]);
+    let mocked = mocked_app(db, aws_sdk_sesv2::Client::new(&sdk_config().await));
+    let report = rollover_at(&mocked, "2026-01-01T00:00:00Z", 0).await;
+    assert_eq!(report, json!({"rolled_over": 0, "cycles": 0, "errors": 1, "remaining": true}));
+    assert!(read.num_calls() >= 1);
+    assert_eq!(rest.num_calls(), 15, "every other shard was read");
+}
+
+#[tokio::test]
+async fn a_store_error_claiming_one_email_does_not_stop_the_run() {
+    let due =
+        mock!(aws_sdk_dynamodb::Client::query).match_requests(|req| shard_of(req) == "OUTBOX#00").then_output(|| {
+            let key =
+                |id: &str| HashMap::from([("pk".to_owned(), s(&format!("EMAIL#{id}"))), ("sk".to_owned(), s("EMAIL"))]);
+            QueryOutput::builder().items(key("first")).items(key("second")).build()
+        });
+    let empty = mock!(aws_sdk_dynamodb::Client::query).then_output(|| QueryOutput::builder().build());
+    let claim_first = mock!(aws_sdk_dynamodb::Client::update_item)
+        .match_requests(|req| {
+            req.update_expression().is_some_and(|e| e.contains(":lease")) && key_id(req.key()) == "first"
+        })
+        .then_error(|| UpdateItemError::ResourceNotFoundException(not_found()));
+    let claim_second = mock!(aws_sdk_dynamodb::Client::update_item)
+        .match_requests(|req| {
+            req.update_expression().is_some_and(|e| e.contains(":lease")) && key_id(req.key()) == "second"
+        })
+        .then_output(|| UpdateItemOutput::builder().set_attributes(Some(pending_email("second"))).build());
+    let mark = mock!(aws_sdk_dynamodb::Client::update_item)
+        .match_requests(|req| req.update_expression().is_some_and(|e| e.contains("sent_at")))
+        .then_output(|| UpdateItemOutput::builder().build());
+    let db = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&due, &empty, &claim_first, &claim_second, &mark]);
+    let send =
+        mock!(aws_sdk_sesv2::Client::send_email).then_output(|| SendEmailOutput::builder().message_id("m").build());
+    let ses = mock_client!(aws_sdk_sesv2, RuleMode::MatchAny, [&send]);
+
+    let report = outbox_at(&mocked_app(db, ses), "2026-01-01T01:00:00Z").await;
+    assert_eq!(report, json!({"sent": 1, "retried": 0, "failed": 0, "throttled": 0, "errors": 1, "remaining": true}));
+    assert_eq!((send.num_calls(), mark.num_calls()), (1, 1), "the second email was sent and marked");
 }
