@@ -291,3 +291,18 @@ async fn bad_holds_are_400_naming_the_field_and_hold_nothing() {
     assert_eq!(bad_id.status, 400, "{}", bad_id.text);
     assert_eq!(balance(&app, &user).await["held"], 10);
 }
+
+#[tokio::test]
+async fn expiry_finds_due_holds_through_the_schedule_index_without_a_scan() {
+    let table = integration_tests::table::fresh_table(&app().await).await;
+    let log = RequestLog::default();
+    let app = app_with(&[("TABLE_NAME", table.as_str())], Some(log.clone())).await;
+    let (user, _) = new_user(&app, "free").await;
+    let placed = hold(&app, json!({"user_id": user, "hold_id": "h", "credits": 100, "expires_in_s": 60})).await;
+    assert_eq!(placed.status, 201, "{}", placed.text);
+    log.clear();
+    assert_eq!(expire_holds_at(&app, &at(2)).await["expired"], 1);
+    let ops = log.operations();
+    assert!(ops.iter().any(|op| op == "Query"), "{ops:?}");
+    assert!(!ops.iter().any(|op| op == "Scan"), "no scan: {ops:?}");
+}
