@@ -49,6 +49,18 @@ impl Intercept for RequestLog {
     }
 }
 
+/// The app on clients the test built (`aws-smithy-mocks`): table
+/// `credits-mocked`, the default catalogue.
+pub fn mocked_app(dynamodb: aws_sdk_dynamodb::Client, ses: aws_sdk_sesv2::Client) -> App {
+    let config = Config::from_lookup(|name| match name {
+        "TABLE_NAME" => Some("credits-mocked".into()),
+        "SENDER_EMAIL" => Some("credits@example.com".into()),
+        _ => None,
+    })
+    .expect("config");
+    App::new(config, dynamodb, ses, Mail::Required).expect("app")
+}
+
 /// The SDK configuration of the environment (the emulator under `make test`).
 pub async fn sdk_config() -> aws_config::SdkConfig {
     credits::app::sdk_loader().load().await

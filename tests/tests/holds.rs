@@ -306,3 +306,38 @@ async fn expiry_finds_due_holds_through_the_schedule_index_without_a_scan() {
     assert!(ops.iter().any(|op| op == "Query"), "{ops:?}");
     assert!(!ops.iter().any(|op| op == "Scan"), "no scan: {ops:?}");
 }
+
+/// The status filter applies after each page is read: an open hold behind a
+/// page of closed ones must still be listed.
+#[tokio::test]
+async fn the_list_of_open_holds_reads_every_page() {
+    use aws_sdk_dynamodb::operation::query::QueryOutput;
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use aws_smithy_mocks::{mock, mock_client, RuleMode};
+
+    let real = app().await;
+    let (user, _) = new_user(&real, "free").await;
+    let placed = hold(&real, json!({"user_id": user, "hold_id": "late", "credits": 10})).await;
+    assert_eq!(placed.status, 201, "{}", placed.text);
+    let stored = integration_tests::table::partition(&real, &format!("USER#{user}"))
+        .await
+        .into_iter()
+        .find(|i| i.get("sk").and_then(|v| v.as_s().ok()).is_some_and(|sk| sk.starts_with("HOLD#")))
+        .expect("the stored hold");
+    let next = std::collections::HashMap::from([
+        ("pk".to_owned(), AttributeValue::S(format!("USER#{user}"))),
+        ("sk".to_owned(), AttributeValue::S("HOLD#early".to_owned())),
+    ]);
+    let pages = mock!(aws_sdk_dynamodb::Client::query)
+        .sequence()
+        .output(move || {
+            QueryOutput::builder().set_items(Some(Vec::new())).set_last_evaluated_key(Some(next.clone())).build()
+        })
+        .output(move || QueryOutput::builder().items(stored.clone()).build())
+        .build();
+    let db = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&pages]);
+    let mocked = mocked_app(db, aws_sdk_sesv2::Client::new(&sdk_config().await));
+    let holds = mocked.store.open_holds(&user).await.expect("listed");
+    assert_eq!(holds.iter().map(|h| h.hold_id.as_str()).collect::<Vec<_>>(), ["late"]);
+    assert_eq!(pages.num_calls(), 2, "both pages read");
+}

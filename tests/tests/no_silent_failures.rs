@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::types::error::ResourceNotFoundException;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sesv2::operation::send_email::SendEmailOutput;
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
-use credits::{App, Config, Mail};
+use credits::App;
 use integration_tests::*;
 use serde_json::json;
 use std::collections::HashMap;
@@ -112,16 +112,6 @@ async fn a_ledger_entry_that_cannot_be_built_answers_500_with_a_log_line_naming_
     assert_eq!(failed.len(), 1, "{:#?}", logs.lines());
     let detail = failed[0]["detail"].as_str().unwrap_or("");
     assert!(detail.contains("plan_change") && detail.contains("below zero or past the largest number"), "{detail}");
-}
-
-fn mocked_app(dynamodb: aws_sdk_dynamodb::Client, ses: aws_sdk_sesv2::Client) -> App {
-    let config = Config::from_lookup(|name| match name {
-        "TABLE_NAME" => Some("credits-mocked".into()),
-        "SENDER_EMAIL" => Some("credits@example.com".into()),
-        _ => None,
-    })
-    .expect("config");
-    App::new(config, dynamodb, ses, Mail::Required).expect("app")
 }
 
 fn shard_of(req: &aws_sdk_dynamodb::operation::query::QueryInput) -> String {

@@ -10,7 +10,6 @@ use aws_sdk_dynamodb::types::error::{
 use aws_sdk_dynamodb::types::{AttributeValue, CancellationReason, ItemResponse};
 use aws_sdk_sesv2::operation::send_email::{SendEmailError, SendEmailOutput};
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
-use credits::{App, Config, Mail};
 use integration_tests::*;
 use serde_json::json;
 use std::sync::{Arc, Mutex};
@@ -21,16 +20,6 @@ async fn stored_account(plan: &str) -> (String, Item) {
     let (user, _) = new_user(&app, plan).await;
     let account = account_item(&app, &user).await;
     (user, account)
-}
-
-fn mocked_app(dynamodb: aws_sdk_dynamodb::Client, ses: aws_sdk_sesv2::Client) -> App {
-    let config = Config::from_lookup(|name| match name {
-        "TABLE_NAME" => Some("credits-mocked".into()),
-        "SENDER_EMAIL" => Some("credits@example.com".into()),
-        _ => None,
-    })
-    .expect("config");
-    App::new(config, dynamodb, ses, Mail::Required).expect("app")
 }
 
 fn ses_ok() -> aws_sdk_sesv2::Client {

@@ -296,25 +296,37 @@ impl Store {
         Ok((entries, more))
     }
 
-    /// A user's open holds, oldest first (at most 1,000: holds are meant
-    /// to be short-lived).
+    /// A user's open holds, oldest first. Closed holds stay in the same
+    /// partition (their ledger refers to them), so this reads every page:
+    /// the filter applies after a page's limit, and an open hold may sit
+    /// behind any number of closed ones.
     pub async fn open_holds(&self, user_id: &str) -> Result<Vec<Hold>, StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :hold)")
-            .filter_expression("#status = :open")
-            .expression_attribute_names("#status", attr::STATUS)
-            .expression_attribute_values(":pk", s(&user_pk(user_id)))
-            .expression_attribute_values(":hold", s(HOLD_PREFIX))
-            .expression_attribute_values(":open", s(HoldStatus::Open.as_str()))
-            .consistent_read(true)
-            .limit(1_000)
-            .send()
-            .await
-            .map_err(classify)?;
-        let mut holds = out.items.unwrap_or_default().iter().map(decode_hold).collect::<Result<Vec<_>, _>>()?;
+        let mut holds = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :hold)")
+                .filter_expression("#status = :open")
+                .expression_attribute_names("#status", attr::STATUS)
+                .expression_attribute_values(":pk", s(&user_pk(user_id)))
+                .expression_attribute_values(":hold", s(HOLD_PREFIX))
+                .expression_attribute_values(":open", s(HoldStatus::Open.as_str()))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(classify)?;
+            for item in out.items.unwrap_or_default() {
+                holds.push(decode_hold(&item)?);
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
         holds.sort_by_key(|h| h.created_at);
         Ok(holds)
     }
