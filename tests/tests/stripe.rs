@@ -251,3 +251,28 @@ async fn a_refund_before_its_checkout_is_answered_503_until_the_checkout_has_com
     let old = deliver(&app, &stranger).await;
     assert_eq!((old.status, old.json["action"].as_str()), (200, Some("refused")), "{}", old.text);
 }
+
+/// Stripe retries what is not 2xx: a store that fails must not be answered
+/// 200, or the payment's credits are lost.
+#[tokio::test]
+async fn a_store_failure_is_answered_5xx_so_stripe_retries() {
+    use aws_sdk_dynamodb::operation::put_item::PutItemError;
+    use aws_sdk_dynamodb::types::error::InternalServerError;
+    use aws_smithy_mocks::{mock, mock_client, RuleMode};
+
+    let down = mock!(aws_sdk_dynamodb::Client::put_item)
+        .then_error(|| PutItemError::InternalServerError(InternalServerError::builder().message("down").build()));
+    let db = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&down]);
+    let send = mock!(aws_sdk_sesv2::Client::send_email)
+        .then_output(|| aws_sdk_sesv2::operation::send_email::SendEmailOutput::builder().message_id("m").build());
+    let ses = mock_client!(aws_sdk_sesv2, RuleMode::MatchAny, [&send]);
+    let app = mocked_app(db, ses);
+    let checkout = stripe_event("checkout.session.completed", |e| {
+        e["data"]["object"]["client_reference_id"] = json!("someone");
+        e["data"]["object"]["payment_intent"] = json!(unique("pi"));
+    });
+    let a = deliver(&app, &checkout).await;
+    assert!(a.status >= 500, "not acknowledged: {} {}", a.status, a.text);
+    assert!(down.num_calls() >= 1);
+    assert_eq!(send.num_calls(), 0, "no email for what did not commit");
+}
