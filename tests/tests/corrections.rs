@@ -344,6 +344,11 @@ async fn bad_corrections_are_400_naming_the_field_and_write_nothing() {
         ("adjustments", with(&adjustment, "user", json!("u")), "unknown field"),
         ("referral-clawbacks", json!({"referred_user_id": user, "clawback_id": "k", "reason": "spite"}), "reason"),
         ("referral-clawbacks", json!({"referred_user_id": user, "reason": "fraud"}), "clawback_id"),
+        (
+            "referral-clawbacks",
+            json!({"referred_user_id": user, "clawback_id": "k", "reason": "fraud", "credits": 5}),
+            "unknown field",
+        ),
     ];
     for (route, body, field) in cases {
         let a = match route {
