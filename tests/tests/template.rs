@@ -32,3 +32,53 @@ fn functions_that_send_email_time_out_well_within_the_first_send_grace() {
         "referral-signup, purchase, upgrade-bonus, spend, corrections and stripe-webhook send email"
     );
 }
+
+/// Each function's role allows exactly what it calls, on the table (or its
+/// schedule index), the sender identity or the one parameter: no wildcard.
+/// Widening a role must be a change to this table too.
+#[test]
+fn each_role_allows_exactly_what_its_function_calls() {
+    const WRITE: &[&str] = &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"];
+    let email = ["ses:SendEmail"];
+    let mut expected: std::collections::BTreeMap<&str, Vec<&str>> = std::collections::BTreeMap::new();
+    for f in
+        ["ReferralSignupFunction", "PurchaseFunction", "UpgradeBonusFunction", "SpendFunction", "CorrectionsFunction"]
+    {
+        expected.insert(f, [WRITE, &email].concat());
+    }
+    expected.insert("StripeWebhookFunction", [&["ssm:GetParameter"][..], WRITE, &email].concat());
+    expected.insert("RolloverFunction", [&["dynamodb:Query", "dynamodb:BatchGetItem"][..], WRITE].concat());
+    expected.insert("EmailOutboxFunction", vec!["dynamodb:Query", "dynamodb:UpdateItem", "ses:SendEmail"]);
+    expected.insert("HoldExpiryFunction", [&["dynamodb:Query"][..], WRITE].concat());
+    expected.insert("AccountFunction", vec!["dynamodb:GetItem", "dynamodb:Query"]);
+
+    let t = template();
+    let mut seen = std::collections::BTreeMap::new();
+    for (name, resource) in t["Resources"].as_mapping().expect("resources") {
+        if resource["Type"] != "AWS::Serverless::Function" {
+            continue;
+        }
+        let name = name.as_str().expect("a resource name").to_owned();
+        let mut actions: Vec<String> = Vec::new();
+        for policy in resource["Properties"]["Policies"].as_sequence().into_iter().flatten() {
+            for statement in policy["Statement"].as_sequence().expect("inline statements only") {
+                let listed: Vec<String> = match &statement["Action"] {
+                    Value::String(a) => vec![a.clone()],
+                    Value::Sequence(list) => list.iter().filter_map(|a| a.as_str().map(str::to_owned)).collect(),
+                    other => panic!("{name}: Action {other:?}"),
+                };
+                assert!(listed.iter().all(|a| !a.contains('*')), "{name}: a wildcard action in {listed:?}");
+                assert_ne!(statement["Resource"].as_str(), Some("*"), "{name}: every resource is named");
+                actions.extend(listed);
+            }
+        }
+        actions.sort();
+        seen.insert(name, actions);
+    }
+    for (name, want) in &expected {
+        let mut want: Vec<String> = want.iter().map(|a| a.to_string()).collect();
+        want.sort();
+        assert_eq!(seen.get(*name), Some(&want), "{name}");
+    }
+    assert_eq!(seen.len(), expected.len(), "every function is in the table: {:?}", seen.keys());
+}
