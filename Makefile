@@ -45,8 +45,6 @@ bench:
 
 ## The deployable build: `sam validate --lint`, then `sam build --beta-features` (every function in release, arm64).
 package:
-	bash infra/venv.sh local
-	bash infra/venv.sh deploy
 	bash infra/package.sh
 
 venv:

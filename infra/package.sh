@@ -6,6 +6,8 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
+bash infra/venv.sh local   # cargo-lambda, which sam build runs
+bash infra/venv.sh deploy  # the SAM CLI
 export SAM_CLI_TELEMETRY=0
 # sam build runs `cargo lambda build`, from .venv (infra/requirements-local.txt).
 export PATH="$root/.venv/bin:$PATH"

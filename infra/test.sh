@@ -6,9 +6,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .emulator
-venv_log=.emulator/venv-install.log
+venv_log=.emulator/venv-install-$$.log
 (bash infra/venv.sh && bash infra/venv.sh lint) >"$venv_log" 2>&1 &
 venv=$!
+# Whatever stops this script (a lint failure, Ctrl-C), the install finishes
+# first: a second run must not start another install into the same venv.
+trap 'wait "$venv" 2>/dev/null; rm -f "$venv_log"' EXIT
 echo "== cargo fmt --check, cargo clippy"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
@@ -20,6 +23,8 @@ if ! wait "$venv"; then
   exit 1
 fi
 cat "$venv_log"
+trap - EXIT
+rm -f "$venv_log"
 echo "== cfn-lint, checkov: template.yaml"
 .venv/bin/cfn-lint template.yaml
 .venv-lint/bin/checkov --file template.yaml --framework cloudformation --skip-download --compact --quiet
@@ -29,11 +34,13 @@ echo "== cargo test, and beside it the fault-injection suite's small configurati
 # The chaos run mostly waits out the SDK's retry backoff: side by side with the
 # other tests it costs no time. Its report follows theirs.
 exec bash infra/with-emulator.sh credits-test bash -c '
-  cargo test --quiet -p integration-tests --test chaos >.emulator/chaos-test.log 2>&1 &
+  log=".emulator/chaos-test-${EMULATOR_PORT}.log"
+  cargo test --quiet -p integration-tests --test chaos >"$log" 2>&1 &
   chaos=$!
+  trap "kill $chaos 2>/dev/null" EXIT
   status=0
   cargo test --workspace --tests --no-fail-fast "$@" || status=$?
   wait "$chaos" || status=$?
   echo "== the fault-injection suite (small configuration)"
-  cat .emulator/chaos-test.log
+  cat "$log"
   exit "$status"' test.sh "$@"
