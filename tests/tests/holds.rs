@@ -328,16 +328,19 @@ async fn the_list_of_open_holds_reads_every_page() {
         ("pk".to_owned(), AttributeValue::S(format!("USER#{user}"))),
         ("sk".to_owned(), AttributeValue::S("HOLD#early".to_owned())),
     ]);
-    let pages = mock!(aws_sdk_dynamodb::Client::query)
-        .sequence()
-        .output(move || {
+    let cursor = next.clone();
+    let first = mock!(aws_sdk_dynamodb::Client::query)
+        .match_requests(|req| req.exclusive_start_key().is_none())
+        .then_output(move || {
             QueryOutput::builder().set_items(Some(Vec::new())).set_last_evaluated_key(Some(next.clone())).build()
-        })
-        .output(move || QueryOutput::builder().items(stored.clone()).build())
-        .build();
-    let db = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&pages]);
+        });
+    // The second page only for a request that carries the first page's cursor.
+    let second = mock!(aws_sdk_dynamodb::Client::query)
+        .match_requests(move |req| req.exclusive_start_key() == Some(&cursor))
+        .then_output(move || QueryOutput::builder().items(stored.clone()).build());
+    let db = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&first, &second]);
     let mocked = mocked_app(db, aws_sdk_sesv2::Client::new(&sdk_config().await));
     let holds = mocked.store.open_holds(&user).await.expect("listed");
     assert_eq!(holds.iter().map(|h| h.hold_id.as_str()).collect::<Vec<_>>(), ["late"]);
-    assert_eq!(pages.num_calls(), 2, "both pages read");
+    assert_eq!((first.num_calls(), second.num_calls()), (1, 1), "each page read once");
 }

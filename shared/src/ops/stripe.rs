@@ -235,6 +235,16 @@ mod tests {
         }
     }
 
+    /// Pinned like the routes' (`ops::pinned_request_hashes`): a refund
+    /// redelivered after a change to this form must still replay.
+    #[test]
+    fn a_known_refund_has_a_known_hash() {
+        assert_eq!(
+            refund(250).canonical().hash().stored(),
+            "v1:89de43b593cc91c302e5153d808e5266de02ed0d1d3e5362ee526d39f70f7d9f"
+        );
+    }
+
     fn decide(r: &Refund, reversed: i64) -> Effect {
         let config = Config::for_tests();
         let ctx = Ctx { config: &config, now: crate::cycle::now(), fresh_code: "ZZZZ2222" };
