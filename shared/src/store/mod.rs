@@ -301,32 +301,24 @@ impl Store {
     /// the filter applies after a page's limit, and an open hold may sit
     /// behind any number of closed ones.
     pub async fn open_holds(&self, user_id: &str) -> Result<Vec<Hold>, StoreError> {
-        let mut holds = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :hold)")
-                .filter_expression("#status = :open")
-                .expression_attribute_names("#status", attr::STATUS)
-                .expression_attribute_values(":pk", s(&user_pk(user_id)))
-                .expression_attribute_values(":hold", s(HOLD_PREFIX))
-                .expression_attribute_values(":open", s(HoldStatus::Open.as_str()))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(classify)?;
-            for item in out.items.unwrap_or_default() {
-                holds.push(decode_hold(&item)?);
-            }
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                break;
-            }
-        }
+        let items: Vec<Item> = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :hold)")
+            .filter_expression("#status = :open")
+            .expression_attribute_names("#status", attr::STATUS)
+            .expression_attribute_values(":pk", s(&user_pk(user_id)))
+            .expression_attribute_values(":hold", s(HOLD_PREFIX))
+            .expression_attribute_values(":open", s(HoldStatus::Open.as_str()))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<_, _>>()
+            .await
+            .map_err(classify)?;
+        let mut holds = items.iter().map(decode_hold).collect::<Result<Vec<_>, _>>()?;
         holds.sort_by_key(|h| h.created_at);
         Ok(holds)
     }
