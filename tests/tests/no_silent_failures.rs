@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::operation::batch_get_item::{BatchGetItemError, BatchGetIte
 use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
 use aws_sdk_dynamodb::operation::query::QueryOutput;
 use aws_sdk_dynamodb::operation::transact_write_items::{TransactWriteItemsError, TransactWriteItemsOutput};
-use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
+use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemInput, UpdateItemOutput};
 use aws_sdk_dynamodb::types::error::ResourceNotFoundException;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sesv2::operation::send_email::SendEmailOutput;
@@ -181,35 +181,39 @@ fn key_id(key: Option<&HashMap<String, AttributeValue>>) -> String {
         .to_owned()
 }
 
+/// Whether an update is `step` of email `id`: `":lease"` claims it,
+/// `"sent_at"` marks it sent.
+fn email_update(req: &UpdateItemInput, step: &str, id: &str) -> bool {
+    req.update_expression().is_some_and(|e| e.contains(step)) && key_id(req.key()) == id
+}
+
+/// A page of the schedule index: the keys `<prefix>#<id>` / `sk` of `ids`.
+fn index_page(prefix: &str, sk: &str, ids: &[&str]) -> QueryOutput {
+    ids.iter()
+        .fold(QueryOutput::builder(), |page, id| {
+            page.items(HashMap::from([("pk".to_owned(), s(&format!("{prefix}#{id}"))), ("sk".to_owned(), s(sk))]))
+        })
+        .build()
+}
+
 #[tokio::test]
 async fn a_store_error_marking_one_email_sent_does_not_stop_the_run() {
-    let due =
-        mock!(aws_sdk_dynamodb::Client::query).match_requests(|req| shard_of(req) == "OUTBOX#00").then_output(|| {
-            let key =
-                |id: &str| HashMap::from([("pk".to_owned(), s(&format!("EMAIL#{id}"))), ("sk".to_owned(), s("EMAIL"))]);
-            QueryOutput::builder().items(key("first")).items(key("second")).build()
-        });
+    let due = mock!(aws_sdk_dynamodb::Client::query)
+        .match_requests(|req| shard_of(req) == "OUTBOX#00")
+        .then_output(|| index_page("EMAIL", "EMAIL", &["first", "second"]));
     let empty = mock!(aws_sdk_dynamodb::Client::query).then_output(|| QueryOutput::builder().build());
     // The claim's answer depends on the key: a rule per email.
     let claim_first = mock!(aws_sdk_dynamodb::Client::update_item)
-        .match_requests(|req| {
-            req.update_expression().is_some_and(|e| e.contains(":lease")) && key_id(req.key()) == "first"
-        })
+        .match_requests(|req| email_update(req, ":lease", "first"))
         .then_output(|| UpdateItemOutput::builder().set_attributes(Some(pending_email("first"))).build());
     let claim_second = mock!(aws_sdk_dynamodb::Client::update_item)
-        .match_requests(|req| {
-            req.update_expression().is_some_and(|e| e.contains(":lease")) && key_id(req.key()) == "second"
-        })
+        .match_requests(|req| email_update(req, ":lease", "second"))
         .then_output(|| UpdateItemOutput::builder().set_attributes(Some(pending_email("second"))).build());
     let mark_first = mock!(aws_sdk_dynamodb::Client::update_item)
-        .match_requests(|req| {
-            req.update_expression().is_some_and(|e| e.contains("sent_at")) && key_id(req.key()) == "first"
-        })
+        .match_requests(|req| email_update(req, "sent_at", "first"))
         .then_error(|| UpdateItemError::ResourceNotFoundException(not_found()));
     let mark_second = mock!(aws_sdk_dynamodb::Client::update_item)
-        .match_requests(|req| {
-            req.update_expression().is_some_and(|e| e.contains("sent_at")) && key_id(req.key()) == "second"
-        })
+        .match_requests(|req| email_update(req, "sent_at", "second"))
         .then_output(|| UpdateItemOutput::builder().build());
     let db = mock_client!(
         aws_sdk_dynamodb,
@@ -266,13 +270,9 @@ async fn a_page_that_keeps_failing_is_counted_and_the_other_shards_still_run() {
 
 #[tokio::test]
 async fn a_failed_batch_read_of_due_accounts_is_counted_and_the_other_shards_still_run() {
-    let due =
-        mock!(aws_sdk_dynamodb::Client::query).match_requests(|req| shard_of(req) == "DUE#00").then_output(|| {
-            let key = |id: &str| {
-                HashMap::from([("pk".to_owned(), s(&format!("USER#{id}"))), ("sk".to_owned(), s("ACCOUNT"))])
-            };
-            QueryOutput::builder().items(key("a")).items(key("b")).build()
-        });
+    let due = mock!(aws_sdk_dynamodb::Client::query)
+        .match_requests(|req| shard_of(req) == "DUE#00")
+        .then_output(|| index_page("USER", "ACCOUNT", &["a", "b"]));
     let rest = mock!(aws_sdk_dynamodb::Client::query).then_output(|| QueryOutput::builder().build());
     let read = mock!(aws_sdk_dynamodb::Client::batch_get_item)
         .then_error(|| BatchGetItemError::ResourceNotFoundException(not_found()));
@@ -286,25 +286,18 @@ async fn a_failed_batch_read_of_due_accounts_is_counted_and_the_other_shards_sti
 
 #[tokio::test]
 async fn a_store_error_claiming_one_email_does_not_stop_the_run() {
-    let due =
-        mock!(aws_sdk_dynamodb::Client::query).match_requests(|req| shard_of(req) == "OUTBOX#00").then_output(|| {
-            let key =
-                |id: &str| HashMap::from([("pk".to_owned(), s(&format!("EMAIL#{id}"))), ("sk".to_owned(), s("EMAIL"))]);
-            QueryOutput::builder().items(key("first")).items(key("second")).build()
-        });
+    let due = mock!(aws_sdk_dynamodb::Client::query)
+        .match_requests(|req| shard_of(req) == "OUTBOX#00")
+        .then_output(|| index_page("EMAIL", "EMAIL", &["first", "second"]));
     let empty = mock!(aws_sdk_dynamodb::Client::query).then_output(|| QueryOutput::builder().build());
     let claim_first = mock!(aws_sdk_dynamodb::Client::update_item)
-        .match_requests(|req| {
-            req.update_expression().is_some_and(|e| e.contains(":lease")) && key_id(req.key()) == "first"
-        })
+        .match_requests(|req| email_update(req, ":lease", "first"))
         .then_error(|| UpdateItemError::ResourceNotFoundException(not_found()));
     let claim_second = mock!(aws_sdk_dynamodb::Client::update_item)
-        .match_requests(|req| {
-            req.update_expression().is_some_and(|e| e.contains(":lease")) && key_id(req.key()) == "second"
-        })
+        .match_requests(|req| email_update(req, ":lease", "second"))
         .then_output(|| UpdateItemOutput::builder().set_attributes(Some(pending_email("second"))).build());
     let mark = mock!(aws_sdk_dynamodb::Client::update_item)
-        .match_requests(|req| req.update_expression().is_some_and(|e| e.contains("sent_at")))
+        .match_requests(|req| email_update(req, "sent_at", "second"))
         .then_output(|| UpdateItemOutput::builder().build());
     let db = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&due, &empty, &claim_first, &claim_second, &mark]);
     let send =

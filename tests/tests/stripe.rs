@@ -47,17 +47,26 @@ async fn deliver(app: &credits::App, event: &Value) -> Answer {
     deliver_signed(app, &payload, Some(signature)).await
 }
 
+/// A paid Checkout session of $10 for `user` (`client_reference_id`), under payment intent `pi`.
+fn checkout(user: &str, pi: &str) -> Value {
+    stripe_event("checkout.session.completed", |e| {
+        e["data"]["object"]["client_reference_id"] = json!(user);
+        e["data"]["object"]["payment_intent"] = json!(pi);
+    })
+}
+
+/// Delivers `user`'s Checkout payment under `pi` and checks it became a purchase.
+async fn pay(app: &credits::App, user: &str, pi: &str) {
+    let a = deliver(app, &checkout(user, pi)).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!((a.json["applied"].as_bool(), a.json["action"].as_str()), (Some(true), Some("purchase")), "{}", a.text);
+}
+
 /// A pro user, a Checkout payment of $10 (3,000 credits) and its payment intent.
 async fn paid(app: &credits::App) -> (String, String) {
     let (user, _) = new_user(app, "pro").await;
     let pi = unique("pi");
-    let checkout = stripe_event("checkout.session.completed", |e| {
-        e["data"]["object"]["client_reference_id"] = json!(user);
-        e["data"]["object"]["payment_intent"] = json!(pi);
-    });
-    let a = deliver(app, &checkout).await;
-    assert_eq!(a.status, 200, "{}", a.text);
-    assert_eq!((a.json["applied"].as_bool(), a.json["action"].as_str()), (Some(true), Some("purchase")), "{}", a.text);
+    pay(app, &user, &pi).await;
     (user, pi)
 }
 
@@ -87,11 +96,8 @@ async fn a_paid_checkout_becomes_one_purchase_however_often_stripe_delivers_it()
 async fn bad_stale_and_missing_signatures_are_400_and_touch_nothing() {
     let app = app().await;
     let (user, _) = new_user(&app, "pro").await;
-    let checkout = stripe_event("checkout.session.completed", |e| {
-        e["data"]["object"]["client_reference_id"] = json!(user);
-        e["data"]["object"]["payment_intent"] = json!(unique("pi"));
-    });
-    let payload = checkout.to_string();
+    let session = checkout(&user, &unique("pi"));
+    let payload = session.to_string();
     let forged = credits::stripe::sign(payload.as_bytes(), b"whsec_not_ours", now());
     let stale = credits::stripe::sign(payload.as_bytes(), SECRET, now() - 301);
     let tampered = credits::stripe::sign(b"{}", SECRET, now());
@@ -183,14 +189,11 @@ async fn an_event_that_can_never_apply_is_acknowledged_and_logged() {
     let logs = capture_logs();
     let app = app().await;
     let (free, _) = new_user(&app, "free").await;
-    let checkout = stripe_event("checkout.session.completed", |e| {
-        e["data"]["object"]["client_reference_id"] = json!(free);
-        e["data"]["object"]["payment_intent"] = json!(unique("pi"));
-    });
-    let a = deliver(&app, &checkout).await;
+    let session = checkout(&free, &unique("pi"));
+    let a = deliver(&app, &session).await;
     assert_eq!((a.status, a.json["applied"].as_bool(), a.json["action"].as_str()), (200, Some(false), Some("refused")));
     assert_eq!(a.json["result"]["error"]["code"], "plan_not_eligible");
-    let id = checkout["id"].as_str().unwrap_or("");
+    let id = session["id"].as_str().unwrap_or("");
     assert!(logs.at_level("ERROR").iter().any(|l| l["event"] == id), "an error line names the event");
     let other = deliver(&app, &stripe_event("invoice.paid", |_| {})).await;
     assert_eq!((other.status, other.json["action"].as_str()), (200, Some("ignored")));
@@ -228,11 +231,7 @@ async fn a_refund_before_its_checkout_is_answered_503_until_the_checkout_has_com
     let early = deliver(&app, &refund).await;
     assert_eq!((early.status, early.code()), (503, "unavailable"), "Stripe delivers it again: {}", early.text);
 
-    let checkout = stripe_event("checkout.session.completed", |e| {
-        e["data"]["object"]["client_reference_id"] = json!(user);
-        e["data"]["object"]["payment_intent"] = json!(pi);
-    });
-    assert_eq!(deliver(&app, &checkout).await.json["action"], "purchase");
+    pay(&app, &user, &pi).await;
     let later = deliver(&app, &refund).await;
     assert_eq!(
         (later.status, later.json["result"]["reversal"]["credits"].as_i64()),
@@ -267,11 +266,8 @@ async fn a_store_failure_is_answered_5xx_so_stripe_retries() {
         .then_output(|| aws_sdk_sesv2::operation::send_email::SendEmailOutput::builder().message_id("m").build());
     let ses = mock_client!(aws_sdk_sesv2, RuleMode::MatchAny, [&send]);
     let app = mocked_app(db, ses);
-    let checkout = stripe_event("checkout.session.completed", |e| {
-        e["data"]["object"]["client_reference_id"] = json!("someone");
-        e["data"]["object"]["payment_intent"] = json!(unique("pi"));
-    });
-    let a = deliver(&app, &checkout).await;
+    let session = checkout("someone", &unique("pi"));
+    let a = deliver(&app, &session).await;
     assert!(a.status >= 500, "not acknowledged: {} {}", a.status, a.text);
     assert!(down.num_calls() >= 1);
     assert_eq!(send.num_calls(), 0, "no email for what did not commit");
