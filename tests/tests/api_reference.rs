@@ -164,6 +164,10 @@ fn the_email_table_lists_every_kind_and_its_placeholders() {
 
 #[test]
 fn nothing_in_the_repository_points_outside_it() {
+    // Spelled in parts, so that this guard is not itself such a reference
+    // and checks its own file like every other.
+    let outside = ["..", "/shared"].concat();
+    let contract = ["API", ".md"].concat();
     let mut offenders = Vec::new();
     let mut stack = vec![root().to_path_buf()];
     while let Some(dir) = stack.pop() {
@@ -175,7 +179,7 @@ fn nothing_in_the_repository_points_outside_it() {
                     stack.push(path);
                 }
             } else if let Ok(text) = std::fs::read_to_string(&path) {
-                if name != "api_reference.rs" && (text.contains("../shared") || text.contains("API.md")) {
+                if text.contains(&outside) || text.contains(&contract) {
                     offenders.push(path.display().to_string());
                 }
             }
