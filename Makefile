@@ -31,7 +31,7 @@ watch:
 
 ## Fault injection, full: 3 seeds x 15% and 30% fault rates, 30 users and 200 operations a run (CHAOS_* to change).
 chaos:
-	bash infra/with-emulator.sh credits-chaos env CHAOS_SEEDS="$${CHAOS_SEEDS:-1 2 3}" CHAOS_RATES="$${CHAOS_RATES:-0.15 0.3}" \
+	. infra/lint-build.sh && bash infra/with-emulator.sh credits-chaos env CHAOS_SEEDS="$${CHAOS_SEEDS:-1 2 3}" CHAOS_RATES="$${CHAOS_RATES:-0.15 0.3}" \
 		CHAOS_USERS="$${CHAOS_USERS:-30}" CHAOS_OPERATIONS="$${CHAOS_OPERATIONS:-200}" \
 		cargo test --quiet -p integration-tests --test chaos
 

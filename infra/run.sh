@@ -26,6 +26,7 @@ for port in "$EMULATOR_PORT" "$watch_port"; do
 done
 
 echo "Building every function (the first time compiles the AWS SDKs; later runs reuse make test's build)..."
+source infra/lint-build.sh
 cargo build --workspace --bins --quiet
 mkdir -p .emulator
 "$py" infra/emulator.py --port "$EMULATOR_PORT" --quiet >".emulator/run-emulator.log" 2>&1 &

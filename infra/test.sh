@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make test`: lint the template and the code, then every test against a
-# fresh emulator (see infra/with-emulator.sh), which is stopped whatever happens.
+# `make test`: lint the template and the code (clippy's lints run in the
+# build itself, infra/lint-build.sh), then every test against a fresh
+# emulator (see infra/with-emulator.sh), which is stopped whatever happens.
 # The Python tools install in the background while cargo compiles: on a fresh
 # clone the two overlap instead of adding up.
 set -euo pipefail
@@ -12,11 +13,12 @@ venv=$!
 # Whatever stops this script (a lint failure, Ctrl-C), the install finishes
 # first: a second run must not start another install into the same venv.
 trap 'wait "$venv" 2>/dev/null; rm -f "$venv_log"' EXIT
-echo "== cargo fmt --check, cargo clippy"
+source infra/lint-build.sh
+echo "== cargo fmt --check"
 cargo fmt --all -- --check
-cargo clippy --workspace --all-targets --quiet -- -D warnings
-echo "== cargo test (build)"
+echo "== build every target, linted by clippy (infra/lint-build.sh)"
 cargo test --workspace --tests --test chaos --no-run --quiet
+cargo build --workspace --bins --benches --quiet
 if ! wait "$venv"; then
   cat "$venv_log" >&2
   echo "infra/test.sh: installing the Python tools failed (above)" >&2
