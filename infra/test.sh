@@ -18,7 +18,8 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== build every target, linted by clippy (infra/lint-build.sh)"
 cargo test --workspace --tests --test chaos --no-run --quiet
-cargo build --workspace --bins --benches --quiet
+# --bench '*', not --benches: that would also build every lib and bin as a bench harness.
+cargo build --workspace --bins --bench '*' --quiet
 if ! wait "$venv"; then
   cat "$venv_log" >&2
   echo "infra/test.sh: installing the Python tools failed (above)" >&2
