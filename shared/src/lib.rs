@@ -18,6 +18,7 @@
 //! | email messages and the SES adapter | [`email`] |
 //! | the deployer's brand and email templates | [`letters`] |
 //! | API Gateway glue: auth, bodies, errors | [`http`] |
+//! | the AWS SDK's configuration from the environment | [`sdk`] |
 //! | Stripe webhook signatures and events | [`stripe`] |
 
 pub mod account;
@@ -37,6 +38,7 @@ pub mod options;
 pub mod plans;
 pub mod referral;
 pub mod rollover;
+pub mod sdk;
 pub mod store;
 pub mod stripe;
 pub mod telemetry;

@@ -121,7 +121,7 @@ async fn main() {
     let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL (run through make bench)");
     println!("binaries: {}", bin_dir().display());
 
-    let sdk = integration_tests::sdk_config().await;
+    let sdk = integration_tests::sdk_config();
     aws_sdk_ssm::Client::new(&sdk)
         .put_parameter()
         .name(STRIPE_SECRET_PARAMETER)

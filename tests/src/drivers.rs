@@ -62,8 +62,8 @@ pub fn mocked_app(dynamodb: aws_sdk_dynamodb::Client, ses: aws_sdk_sesv2::Client
 }
 
 /// The SDK configuration of the environment (the emulator under `make test`).
-pub async fn sdk_config() -> aws_config::SdkConfig {
-    credits::app::sdk_loader().load().await
+pub fn sdk_config() -> credits::sdk::SdkConfig {
+    credits::sdk::from_env().expect("AWS configuration (run the tests through `make test`)")
 }
 
 /// The app under test, configured like a deployed function from the
@@ -72,7 +72,7 @@ pub async fn app_with(overrides: &[(&str, &str)], log: Option<RequestLog>) -> Ap
     let overrides: HashMap<String, String> = overrides.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     let config = Config::from_lookup(|name| overrides.get(name).cloned().or_else(|| std::env::var(name).ok()))
         .expect("test configuration (run the tests through `make test`)");
-    let sdk = sdk_config().await;
+    let sdk = sdk_config();
     let mut dynamodb = aws_sdk_dynamodb::config::Builder::from(&sdk);
     if let Some(log) = log {
         dynamodb = dynamodb.interceptor(log);
@@ -95,7 +95,7 @@ pub async fn app_through(endpoint: &str, table: &str) -> App {
             |name| if name == "TABLE_NAME" { Some(table.to_owned()) } else { std::env::var(name).ok() },
         )
         .expect("test configuration (run the tests through `make test`)");
-    let sdk = credits::app::sdk_loader().endpoint_url(endpoint).load().await;
+    let sdk = sdk_config().to_builder().endpoint_url(endpoint).build();
     App::new(config, aws_sdk_dynamodb::Client::new(&sdk), aws_sdk_sesv2::Client::new(&sdk), Mail::Required)
         .expect("app")
 }

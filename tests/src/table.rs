@@ -10,7 +10,7 @@ pub type Item = HashMap<String, AttributeValue>;
 
 /// A raw DynamoDB client, to look at the table behind the handlers' backs.
 pub async fn dynamodb() -> aws_sdk_dynamodb::Client {
-    aws_sdk_dynamodb::Client::new(&crate::drivers::sdk_config().await)
+    aws_sdk_dynamodb::Client::new(&crate::drivers::sdk_config())
 }
 
 /// A string attribute of an item ("" where absent).

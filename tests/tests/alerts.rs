@@ -135,7 +135,7 @@ async fn a_refused_alert_stays_pending_and_the_outbox_sends_it_later() {
     assert_eq!(spend(&app, json!({"user_id": user, "spend_id": "a", "credits": 950})).await.status, 201);
     let pending = alerts(&app, &user).await;
     assert_eq!((pending.len(), attr(&pending[0], "status")), (1, "pending"), "SES refused the unverified sender");
-    let ses = aws_sdk_sesv2::Client::new(&sdk_config().await);
+    let ses = aws_sdk_sesv2::Client::new(&sdk_config());
     ses.create_email_identity().email_identity(&domain).send().await.expect("verify the sender");
     let later = credits::cycle::format_time(credits::cycle::now() + chrono::Duration::minutes(10));
     assert_eq!(outbox_at(&app, &later).await["sent"], 1);

@@ -11,7 +11,7 @@ use integration_tests::*;
 use serde_json::json;
 
 async fn ses() -> aws_sdk_sesv2::Client {
-    aws_sdk_sesv2::Client::new(&sdk_config().await)
+    aws_sdk_sesv2::Client::new(&sdk_config())
 }
 
 async fn remove_identity(domain: &str) {
@@ -111,7 +111,7 @@ async fn ses_throttling_slows_the_run_down_without_burning_attempts() {
         .build();
     let ses = mock_client!(aws_sdk_sesv2, RuleMode::Sequential, [&send]);
     let base = app_on_fresh_table(&[]).await;
-    let sdk = sdk_config().await;
+    let sdk = sdk_config();
     let app = App::new(base.config.clone(), aws_sdk_dynamodb::Client::new(&sdk), ses, Mail::Required).expect("app");
     let (user, _) = new_user(&app, "pro").await;
     assert_eq!(

@@ -339,7 +339,7 @@ async fn the_list_of_open_holds_reads_every_page() {
         .match_requests(move |req| req.exclusive_start_key() == Some(&cursor))
         .then_output(move || QueryOutput::builder().items(stored.clone()).build());
     let db = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&first, &second]);
-    let mocked = mocked_app(db, aws_sdk_sesv2::Client::new(&sdk_config().await));
+    let mocked = mocked_app(db, aws_sdk_sesv2::Client::new(&sdk_config()));
     let holds = mocked.store.open_holds(&user).await.expect("listed");
     assert_eq!(holds.iter().map(|h| h.hold_id.as_str()).collect::<Vec<_>>(), ["late"]);
     assert_eq!((first.num_calls(), second.num_calls()), (1, 1), "each page read once");

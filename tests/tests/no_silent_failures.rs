@@ -150,7 +150,7 @@ async fn a_partial_catch_up_whose_next_write_fails_reports_remaining_work() {
         .error(|| TransactWriteItemsError::ResourceNotFoundException(not_found()))
         .build();
     let db = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&due, &empty, &batch, &reread, &write]);
-    let mocked = mocked_app(db, aws_sdk_sesv2::Client::new(&sdk_config().await));
+    let mocked = mocked_app(db, aws_sdk_sesv2::Client::new(&sdk_config()));
 
     let report = rollover_at(&mocked, "2026-01-01T00:00:00Z", 0).await;
     assert_eq!(report, json!({"rolled_over": 1, "cycles": 40, "errors": 1, "remaining": true}));
@@ -246,7 +246,7 @@ async fn a_throttled_page_of_the_schedule_is_tried_again_and_the_run_completes()
         .build();
     let rest = mock!(aws_sdk_dynamodb::Client::query).then_output(|| QueryOutput::builder().build());
     let db = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&first, &rest]);
-    let mocked = mocked_app(db, aws_sdk_sesv2::Client::new(&sdk_config().await));
+    let mocked = mocked_app(db, aws_sdk_sesv2::Client::new(&sdk_config()));
     let report = rollover_at(&mocked, "2026-01-01T00:00:00Z", 0).await;
     assert_eq!(report, json!({"rolled_over": 0, "cycles": 0, "errors": 0, "remaining": false}));
     assert!(first.num_calls() >= 3, "{} calls", first.num_calls());
@@ -277,7 +277,7 @@ async fn a_failed_batch_read_of_due_accounts_is_counted_and_the_other_shards_sti
     let read = mock!(aws_sdk_dynamodb::Client::batch_get_item)
         .then_error(|| BatchGetItemError::ResourceNotFoundException(not_found()));
     let db = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&due, &rest, &read]);
-    let mocked = mocked_app(db, aws_sdk_sesv2::Client::new(&sdk_config().await));
+    let mocked = mocked_app(db, aws_sdk_sesv2::Client::new(&sdk_config()));
     let report = rollover_at(&mocked, "2026-01-01T00:00:00Z", 0).await;
     assert_eq!(report, json!({"rolled_over": 0, "cycles": 0, "errors": 1, "remaining": true}));
     assert!(read.num_calls() >= 1);

@@ -201,7 +201,7 @@ async fn an_event_that_can_never_apply_is_acknowledged_and_logged() {
 
 #[tokio::test]
 async fn the_signing_secret_is_read_from_ssm_parameter_store() {
-    let ssm = aws_sdk_ssm::Client::new(&sdk_config().await);
+    let ssm = aws_sdk_ssm::Client::new(&sdk_config());
     let name = format!("/credits/{}/stripe-secret", unique("t"));
     ssm.put_parameter()
         .name(&name)

@@ -5,7 +5,16 @@
 
 use std::process::Command;
 
+/// What Lambda sets for every function: region and credentials.
+const LAMBDA: &[(&str, &str)] =
+    &[("AWS_REGION", "us-east-1"), ("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test")];
+
+/// Starts the binary with Lambda's variables and `env`, and nothing else.
 fn start(env: &[(&str, &str)]) -> (bool, String) {
+    start_without_lambdas(&[LAMBDA, env].concat())
+}
+
+fn start_without_lambdas(env: &[(&str, &str)]) -> (bool, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_purchase"));
     cmd.env_clear().envs(env.iter().copied());
     let out = cmd.output().expect("the binary runs");
@@ -18,6 +27,18 @@ fn a_missing_table_name_fails_the_cold_start() {
     let (ok, text) = start(&[("SENDER_EMAIL", "credits@example.com")]);
     assert!(!ok);
     assert!(text.contains("Error: TABLE_NAME is not set"), "{text}");
+}
+
+#[test]
+fn missing_aws_credentials_fail_the_cold_start_naming_the_variable() {
+    let (ok, text) = start_without_lambdas(&[
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("TABLE_NAME", "credits"),
+        ("SENDER_EMAIL", "credits@example.com"),
+    ]);
+    assert!(!ok);
+    assert!(text.contains("Error: AWS_ACCESS_KEY_ID is not set"), "{text}");
 }
 
 #[test]

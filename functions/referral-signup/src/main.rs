@@ -6,6 +6,6 @@ use lambda_http::{run, service_fn, Error};
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let app = App::from_env(Mail::Required).await?;
+    let app = App::from_env(Mail::Required)?;
     run(service_fn(|req| referral_signup::handle(&app, req))).await
 }

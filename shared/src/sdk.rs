@@ -1,0 +1,247 @@
+//! The AWS SDK's configuration, read from the environment Lambda sets, with
+//! the project's one HTTPS client.
+//!
+//! This replaces `aws-config`'s loader, which looks in many more places a
+//! function never uses (profile files, SSO, web identity with its STS client,
+//! ECS, IMDS): without it the functions build without `aws-config` and
+//! `aws-sdk-sts`, and a cold start does not search those places. What a
+//! deployed function and a local run set is read, under the SDK's own names:
+//!
+//! | variable | |
+//! |---|---|
+//! | `AWS_REGION` (or `AWS_DEFAULT_REGION`) | required |
+//! | `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` | required |
+//! | `AWS_SESSION_TOKEN` | with temporary credentials (Lambda's) |
+//! | `AWS_ENDPOINT_URL` | every service's endpoint (the local emulator) |
+//! | `AWS_ENDPOINT_URL_<SERVICE>` | one service's: `_DYNAMODB`, `_SESV2`, `_SSM` |
+//! | `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS` | `true`: the two above are ignored |
+//! | `AWS_USE_FIPS_ENDPOINT`, `AWS_USE_DUALSTACK_ENDPOINT` | `true` or `false` |
+//! | `AWS_CA_BUNDLE` | a PEM file of further roots to trust |
+//!
+//! Retries and timeouts are the SDK's defaults for its latest behaviour
+//! version (three attempts; a 3.1 s connect timeout).
+
+use crate::config::ConfigError;
+use aws_credential_types::{provider::SharedCredentialsProvider, Credentials};
+pub use aws_types::sdk_config::SdkConfig;
+use aws_types::{
+    region::Region,
+    service_config::{LoadServiceConfig, ServiceConfigKey},
+};
+use std::collections::BTreeMap;
+
+/// The roots of trust of AWS service endpoints (Amazon Trust Services), PEM.
+pub const AWS_ROOTS_PEM: &[u8] = include_bytes!("aws-roots.pem");
+
+/// The variable naming a PEM file of further roots to trust (the AWS CLI's
+/// name for it): a TLS-inspecting proxy's, or an endpoint of your own.
+pub const CA_BUNDLE_ENV: &str = "AWS_CA_BUNDLE";
+
+/// The SDK configuration of this process's environment.
+pub fn from_env() -> Result<SdkConfig, ConfigError> {
+    from_vars(std::env::vars())
+}
+
+/// The SDK configuration of the variables `vars` (name, value), as
+/// [`from_env`] reads the process's.
+pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<SdkConfig, ConfigError> {
+    let env: BTreeMap<String, String> =
+        vars.into_iter().filter(|(name, value)| name.starts_with("AWS_") && !value.is_empty()).collect();
+    let var = |name: &str| env.get(name).map(String::as_str);
+    let flag = |name: &'static str| match var(name).map(str::to_ascii_lowercase).as_deref() {
+        None => Ok(None),
+        Some("true") => Ok(Some(true)),
+        Some("false") => Ok(Some(false)),
+        Some(other) => Err(ConfigError::Invalid { name, reason: format!("{other:?} is neither true nor false") }),
+    };
+    let region = var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")).ok_or(ConfigError::Missing("AWS_REGION"))?;
+    let key_id = var("AWS_ACCESS_KEY_ID").ok_or(ConfigError::Missing("AWS_ACCESS_KEY_ID"))?;
+    let secret = var("AWS_SECRET_ACCESS_KEY").ok_or(ConfigError::Missing("AWS_SECRET_ACCESS_KEY"))?;
+    let credentials =
+        Credentials::new(key_id, secret, var("AWS_SESSION_TOKEN").map(str::to_owned), None, "environment");
+    let ignore_endpoints = flag("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")?.unwrap_or(false);
+    let service_endpoints = if ignore_endpoints {
+        BTreeMap::new()
+    } else {
+        env.iter()
+            .filter(|(name, _)| name.starts_with(SERVICE_ENDPOINT_PREFIX))
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect()
+    };
+    let mut builder = SdkConfig::builder()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .region(Region::new(region.to_owned()))
+        .credentials_provider(SharedCredentialsProvider::new(credentials))
+        .http_client(https_client(var(CA_BUNDLE_ENV).map(std::path::Path::new)))
+        .service_config(ServiceEndpoints(service_endpoints));
+    builder.set_endpoint_url(var("AWS_ENDPOINT_URL").filter(|_| !ignore_endpoints).map(str::to_owned));
+    builder.set_use_fips(flag("AWS_USE_FIPS_ENDPOINT")?);
+    builder.set_use_dual_stack(flag("AWS_USE_DUALSTACK_ENDPOINT")?);
+    Ok(builder.build())
+}
+
+const SERVICE_ENDPOINT_PREFIX: &str = "AWS_ENDPOINT_URL_";
+
+/// The `AWS_ENDPOINT_URL_<SERVICE>` variables, which the SDK's service
+/// clients ask for by service id ("DynamoDB" reads `AWS_ENDPOINT_URL_DYNAMODB`).
+#[derive(Debug)]
+struct ServiceEndpoints(BTreeMap<String, String>);
+
+impl LoadServiceConfig for ServiceEndpoints {
+    fn load_config(&self, key: ServiceConfigKey<'_>) -> Option<String> {
+        let name = format!("{}_{}", key.env(), key.service_id().to_uppercase().replace(' ', "_"));
+        self.0.get(&name).cloned()
+    }
+}
+
+/// The project's one HTTPS client (hyper 1 + rustls on ring; see the
+/// workspace Cargo.toml). It trusts the roots AWS endpoints chain to,
+/// compiled in, plus those of `bundle` (`AWS_CA_BUNDLE`), instead of the
+/// system's store: reading and parsing the ~150 system roots was two thirds
+/// of a cold start's CPU.
+fn https_client(bundle: Option<&std::path::Path>) -> aws_sdk_dynamodb::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider, TlsContext};
+    let tls = TlsContext::builder().with_trust_store(trust_store(bundle)).build();
+    let builder = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring));
+    // build() cannot fail today; were it to, the SDK's default (the system's roots) is still safe.
+    match tls {
+        Ok(tls) => builder.tls_context(tls),
+        Err(_) => builder,
+    }
+    .build_https()
+}
+
+/// The compiled-in AWS roots, plus the certificates of `bundle` if it is a
+/// readable PEM file of them; one that is not is logged and left out (the
+/// HTTPS client would otherwise fail on its first connection).
+fn trust_store(bundle: Option<&std::path::Path>) -> aws_smithy_http_client::tls::TrustStore {
+    use rustls_pki_types::{pem::PemObject, CertificateDer};
+    let roots = aws_smithy_http_client::tls::TrustStore::empty().with_pem_certificate(AWS_ROOTS_PEM);
+    let Some(path) = bundle else { return roots };
+    let pem = std::fs::read(path).map_err(|e| e.to_string()).and_then(|pem| {
+        match CertificateDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>() {
+            Ok(certs) if !certs.is_empty() => Ok(pem),
+            Ok(_) => Err("no certificate in it".to_owned()),
+            Err(e) => Err(e.to_string()),
+        }
+    });
+    match pem {
+        Ok(pem) => roots.with_pem_certificate(pem),
+        Err(error) => {
+            tracing::error!(path = %path.display(), %error, "{CA_BUNDLE_ENV} is not a PEM file of certificates; not trusted");
+            roots
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_credential_types::provider::ProvideCredentials;
+    use rustls_pki_types::{pem::PemObject, CertificateDer};
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    const LAMBDA: &[(&str, &str)] = &[
+        ("AWS_REGION", "eu-west-1"),
+        ("AWS_ACCESS_KEY_ID", "ASIAEXAMPLE"),
+        ("AWS_SECRET_ACCESS_KEY", "secret"),
+        ("AWS_SESSION_TOKEN", "token"),
+        ("PATH", "/usr/bin"),
+    ];
+
+    /// Lambda's variables with `extra` set over them.
+    fn with(extra: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut all: Vec<_> = vars(LAMBDA).into_iter().filter(|(k, _)| !extra.iter().any(|(e, _)| e == k)).collect();
+        all.extend(vars(extra));
+        all
+    }
+
+    #[tokio::test]
+    async fn lambdas_variables_give_region_and_credentials_and_no_endpoint() {
+        let sdk = from_vars(vars(LAMBDA)).expect("config");
+        assert_eq!(sdk.region().map(|r| r.as_ref()), Some("eu-west-1"));
+        assert_eq!(sdk.endpoint_url(), None);
+        assert_eq!((sdk.use_fips(), sdk.use_dual_stack()), (None, None));
+        let credentials =
+            sdk.credentials_provider().expect("provider").provide_credentials().await.expect("credentials");
+        assert_eq!(credentials.access_key_id(), "ASIAEXAMPLE");
+        assert_eq!(credentials.secret_access_key(), "secret");
+        assert_eq!(credentials.session_token(), Some("token"));
+        assert!(sdk.behavior_version().is_some() && sdk.http_client().is_some());
+    }
+
+    #[test]
+    fn a_missing_region_or_key_is_named() {
+        let without = |name: &str| vars(LAMBDA).into_iter().filter(|(k, _)| k != name).collect::<Vec<_>>();
+        let missing = |name| from_vars(without(name)).err().map(|e| e.to_string());
+        assert_eq!(missing("AWS_REGION").as_deref(), Some("AWS_REGION is not set"));
+        assert_eq!(missing("AWS_ACCESS_KEY_ID").as_deref(), Some("AWS_ACCESS_KEY_ID is not set"));
+        assert_eq!(missing("AWS_SECRET_ACCESS_KEY").as_deref(), Some("AWS_SECRET_ACCESS_KEY is not set"));
+        assert!(from_vars(without("AWS_SESSION_TOKEN")).is_ok());
+        let empty = from_vars(with(&[("AWS_REGION", "")])).err().map(|e| e.to_string());
+        assert_eq!(empty.as_deref(), Some("AWS_REGION is not set"));
+        let fallback = from_vars(with(&[("AWS_REGION", ""), ("AWS_DEFAULT_REGION", "us-west-2")])).expect("config");
+        assert_eq!(fallback.region().map(|r| r.as_ref()), Some("us-west-2"));
+    }
+
+    #[test]
+    fn endpoints_come_from_the_sdks_variables_the_service_specific_first() {
+        let sdk = from_vars(with(&[
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:5005"),
+            ("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:8000"),
+        ]))
+        .expect("config");
+        let dynamodb = aws_sdk_dynamodb::Config::from(&sdk);
+        let ses = aws_sdk_sesv2::Config::from(&sdk);
+        let url = |c: &SdkConfig| c.endpoint_url().map(str::to_owned);
+        assert_eq!(url(&sdk).as_deref(), Some("http://127.0.0.1:5005"));
+        assert!(format!("{dynamodb:?}").contains("http://127.0.0.1:8000"));
+        assert!(!format!("{dynamodb:?}").contains("http://127.0.0.1:5005"));
+        assert!(format!("{ses:?}").contains("http://127.0.0.1:5005"));
+        assert!(!format!("{ses:?}").contains("http://127.0.0.1:8000"));
+
+        let ignored = from_vars(with(&[
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:5005"),
+            ("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:8000"),
+            ("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true"),
+        ]))
+        .expect("config");
+        assert_eq!(ignored.endpoint_url(), None);
+        assert!(!format!("{:?}", aws_sdk_dynamodb::Config::from(&ignored)).contains("127.0.0.1"));
+    }
+
+    #[test]
+    fn fips_and_dual_stack_are_booleans() {
+        let sdk = from_vars(with(&[("AWS_USE_FIPS_ENDPOINT", "true"), ("AWS_USE_DUALSTACK_ENDPOINT", "FALSE")]))
+            .expect("config");
+        assert_eq!((sdk.use_fips(), sdk.use_dual_stack()), (Some(true), Some(false)));
+        let bad = from_vars(with(&[("AWS_USE_FIPS_ENDPOINT", "yes")])).err().map(|e| e.to_string());
+        assert_eq!(bad.as_deref(), Some("AWS_USE_FIPS_ENDPOINT is invalid: \"yes\" is neither true nor false"));
+    }
+
+    #[test]
+    fn the_compiled_in_roots_are_the_five_amazon_trust_services_certificates() {
+        let certs = CertificateDer::pem_slice_iter(AWS_ROOTS_PEM).collect::<Result<Vec<_>, _>>();
+        assert_eq!(certs.map(|c| c.len()).ok(), Some(5));
+    }
+
+    #[test]
+    fn a_ca_bundle_is_trusted_only_when_it_holds_certificates() {
+        let dir = std::env::temp_dir().join(format!("credits-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let good = dir.join("good.pem");
+        std::fs::write(&good, AWS_ROOTS_PEM).expect("write");
+        let bad = dir.join("bad.pem");
+        std::fs::write(&bad, "not a certificate").expect("write");
+        let count =
+            |store: aws_smithy_http_client::tls::TrustStore| format!("{store:?}").matches("CertificatePEM").count();
+        assert_eq!(count(trust_store(None)), 1);
+        assert_eq!(count(trust_store(Some(&good))), 2);
+        assert_eq!(count(trust_store(Some(&bad))), 1);
+        assert_eq!(count(trust_store(Some(&dir.join("missing.pem")))), 1);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
