@@ -30,13 +30,7 @@ impl App {
     /// credentials come from the AWS SDK's own variables, [`crate::sdk`]).
     /// A configuration error fails the cold start, logged and returned.
     pub fn from_env(mail: Mail) -> Result<App, ConfigError> {
-        match crate::sdk::from_env() {
-            Ok(sdk) => App::from_sdk(&sdk, mail),
-            Err(e) => {
-                tracing::error!(error = %e, "cold start failed: AWS configuration");
-                Err(e)
-            }
-        }
+        App::from_sdk(&crate::sdk::from_env()?, mail)
     }
 
     /// As [`App::from_env`], with the SDK configuration already read (a

@@ -37,9 +37,10 @@ pub const AWS_ROOTS_PEM: &[u8] = include_bytes!("aws-roots.pem");
 /// name for it): a TLS-inspecting proxy's, or an endpoint of your own.
 pub const CA_BUNDLE_ENV: &str = "AWS_CA_BUNDLE";
 
-/// The SDK configuration of this process's environment.
+/// The SDK configuration of this process's environment. An error fails the
+/// cold start: it is logged here and returned.
 pub fn from_env() -> Result<SdkConfig, ConfigError> {
-    from_vars(std::env::vars())
+    from_vars(std::env::vars()).inspect_err(|e| tracing::error!(error = %e, "cold start failed: AWS configuration"))
 }
 
 /// The SDK configuration of the variables `vars` (name, value), as
@@ -196,8 +197,7 @@ mod tests {
         .expect("config");
         let dynamodb = aws_sdk_dynamodb::Config::from(&sdk);
         let ses = aws_sdk_sesv2::Config::from(&sdk);
-        let url = |c: &SdkConfig| c.endpoint_url().map(str::to_owned);
-        assert_eq!(url(&sdk).as_deref(), Some("http://127.0.0.1:5005"));
+        assert_eq!(sdk.endpoint_url(), Some("http://127.0.0.1:5005"));
         assert!(format!("{dynamodb:?}").contains("http://127.0.0.1:8000"));
         assert!(!format!("{dynamodb:?}").contains("http://127.0.0.1:5005"));
         assert!(format!("{ses:?}").contains("http://127.0.0.1:5005"));

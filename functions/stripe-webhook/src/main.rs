@@ -6,13 +6,7 @@ use lambda_http::{run, service_fn, Error};
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let sdk = match credits::sdk::from_env() {
-        Ok(sdk) => sdk,
-        Err(e) => {
-            tracing::error!(error = %e, "cold start failed: AWS configuration");
-            return Err(e.into());
-        }
-    };
+    let sdk = credits::sdk::from_env()?;
     let app = App::from_sdk(&sdk, Mail::Required)?;
     let ssm = aws_sdk_ssm::Client::new(&sdk);
     let stripe = match stripe_webhook::settings_from_env(&app, &ssm).await {
