@@ -17,12 +17,15 @@
 //! | `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS` | `true`: the two above are ignored |
 //! | `AWS_USE_FIPS_ENDPOINT`, `AWS_USE_DUALSTACK_ENDPOINT` | `true` or `false` |
 //! | `AWS_CA_BUNDLE` | a PEM file of further roots to trust |
+//! | `AWS_MAX_ATTEMPTS` | attempts per AWS request, first included (default 3) |
+//! | `AWS_RETRY_MODE` | `standard` (the default) or `adaptive` |
 //!
-//! Retries and timeouts are the SDK's defaults for its latest behaviour
-//! version (three attempts; a 3.1 s connect timeout).
+//! Timeouts are the SDK's defaults for its latest behaviour version (a 3.1 s
+//! connect timeout).
 
 use crate::config::ConfigError;
 use aws_credential_types::{provider::SharedCredentialsProvider, Credentials};
+use aws_sdk_dynamodb::config::retry::RetryConfig;
 pub use aws_types::sdk_config::SdkConfig;
 use aws_types::{
     region::Region,
@@ -78,7 +81,35 @@ pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Sdk
     builder.set_endpoint_url(var("AWS_ENDPOINT_URL").filter(|_| !ignore_endpoints).map(str::to_owned));
     builder.set_use_fips(flag("AWS_USE_FIPS_ENDPOINT")?);
     builder.set_use_dual_stack(flag("AWS_USE_DUALSTACK_ENDPOINT")?);
+    builder.set_retry_config(retry_config(var("AWS_MAX_ATTEMPTS"), var("AWS_RETRY_MODE"))?);
     Ok(builder.build())
+}
+
+/// The retry configuration `AWS_MAX_ATTEMPTS` and `AWS_RETRY_MODE` ask for,
+/// as `aws-config` reads them; `None` (the SDK's default: standard, three
+/// attempts) when neither is set.
+fn retry_config(max_attempts: Option<&str>, mode: Option<&str>) -> Result<Option<RetryConfig>, ConfigError> {
+    if max_attempts.is_none() && mode.is_none() {
+        return Ok(None);
+    }
+    let config = match mode.map(|m| m.trim().to_ascii_lowercase()).as_deref() {
+        None | Some("standard") => RetryConfig::standard(),
+        Some("adaptive") => RetryConfig::adaptive(),
+        Some(other) => {
+            return Err(ConfigError::Invalid {
+                name: "AWS_RETRY_MODE",
+                reason: format!("{other:?} is neither standard nor adaptive"),
+            })
+        }
+    };
+    let Some(attempts) = max_attempts else { return Ok(Some(config)) };
+    match attempts.trim().parse::<u32>() {
+        Ok(n) if n > 0 => Ok(Some(config.with_max_attempts(n))),
+        _ => Err(ConfigError::Invalid {
+            name: "AWS_MAX_ATTEMPTS",
+            reason: format!("{attempts:?} is not a whole number of at least 1"),
+        }),
+    }
 }
 
 const SERVICE_ENDPOINT_PREFIX: &str = "AWS_ENDPOINT_URL_";
@@ -139,6 +170,7 @@ fn trust_store(bundle: Option<&std::path::Path>) -> aws_smithy_http_client::tls:
 mod tests {
     use super::*;
     use aws_credential_types::provider::ProvideCredentials;
+    use aws_sdk_dynamodb::config::retry::RetryMode;
     use rustls_pki_types::{pem::PemObject, CertificateDer};
 
     fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -220,6 +252,30 @@ mod tests {
         assert_eq!((sdk.use_fips(), sdk.use_dual_stack()), (Some(true), Some(false)));
         let bad = from_vars(with(&[("AWS_USE_FIPS_ENDPOINT", "yes")])).err().map(|e| e.to_string());
         assert_eq!(bad.as_deref(), Some("AWS_USE_FIPS_ENDPOINT is invalid: \"yes\" is neither true nor false"));
+    }
+
+    #[test]
+    fn retries_are_the_sdks_default_unless_asked_for() {
+        let retry = |extra: &[(&str, &str)]| from_vars(with(extra)).map(|sdk| sdk.retry_config().cloned());
+        assert_eq!(retry(&[]).ok(), Some(None));
+        let standard = retry(&[("AWS_MAX_ATTEMPTS", "5")]).ok().flatten().expect("a retry config");
+        assert_eq!((standard.mode(), standard.max_attempts()), (RetryMode::Standard, 5));
+        let client = aws_sdk_dynamodb::Config::from(&from_vars(with(&[("AWS_MAX_ATTEMPTS", "5")])).expect("config"));
+        assert_eq!(client.retry_config().map(|c| c.max_attempts()), Some(5));
+        let adaptive = retry(&[("AWS_RETRY_MODE", " Adaptive ")]).ok().flatten().expect("a retry config");
+        assert_eq!((adaptive.mode(), adaptive.max_attempts()), (RetryMode::Adaptive, 3));
+        let both = retry(&[("AWS_RETRY_MODE", "adaptive"), ("AWS_MAX_ATTEMPTS", "1")]).ok().flatten();
+        assert_eq!(both.map(|c| (c.mode(), c.max_attempts())), Some((RetryMode::Adaptive, 1)));
+        let error = |extra| retry(extra).err().map(|e| e.to_string());
+        assert_eq!(
+            error(&[("AWS_MAX_ATTEMPTS", "0")]).as_deref(),
+            Some("AWS_MAX_ATTEMPTS is invalid: \"0\" is not a whole number of at least 1")
+        );
+        assert!(error(&[("AWS_MAX_ATTEMPTS", "three")]).is_some());
+        assert_eq!(
+            error(&[("AWS_RETRY_MODE", "legacy")]).as_deref(),
+            Some("AWS_RETRY_MODE is invalid: \"legacy\" is neither standard nor adaptive")
+        );
     }
 
     #[test]
