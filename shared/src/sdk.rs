@@ -26,6 +26,13 @@
 use crate::config::ConfigError;
 use aws_credential_types::{provider::SharedCredentialsProvider, Credentials};
 use aws_sdk_dynamodb::config::retry::RetryConfig;
+use aws_sdk_dynamodb::config::ConfigBag;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::{
+    connector_metadata::ConnectorMetadata,
+    http::{HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector},
+    runtime_components::RuntimeComponents,
+};
 pub use aws_types::sdk_config::SdkConfig;
 use aws_types::{
     region::Region,
@@ -131,16 +138,42 @@ impl LoadServiceConfig for ServiceEndpoints {
 /// compiled in, plus those of `bundle` (`AWS_CA_BUNDLE`), instead of the
 /// system's store: reading and parsing the ~150 system roots was two thirds
 /// of a cold start's CPU.
-fn https_client(bundle: Option<&std::path::Path>) -> aws_sdk_dynamodb::config::SharedHttpClient {
+fn https_client(bundle: Option<&std::path::Path>) -> SharedHttpClient {
     use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider, TlsContext};
     let tls = TlsContext::builder().with_trust_store(trust_store(bundle)).build();
     let builder = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring));
     // build() cannot fail today; were it to, the SDK's default (the system's roots) is still safe.
-    match tls {
+    let client = match tls {
         Ok(tls) => builder.tls_context(tls),
         Err(_) => builder,
     }
-    .build_https()
+    .build_https();
+    SharedHttpClient::new(ConnectorOnFirstRequest(client))
+}
+
+/// The HTTPS client, less the connector it builds and throws away for each
+/// SDK client constructed. The SDK's hyper client does that in its
+/// `validate_base_client_config` so that a system trust store is read at
+/// construction rather than on the first request; the store here is compiled
+/// in, so those connectors (each a rustls configuration from the parsed
+/// roots; two of them were 5-10% of `purchase`'s cold-start CPU) were waste.
+/// The one connector a function uses is built on its first request and kept,
+/// as before.
+#[derive(Debug)]
+struct ConnectorOnFirstRequest(SharedHttpClient);
+
+impl HttpClient for ConnectorOnFirstRequest {
+    fn http_connector(&self, settings: &HttpConnectorSettings, components: &RuntimeComponents) -> SharedHttpConnector {
+        self.0.http_connector(settings, components)
+    }
+
+    fn validate_final_config(&self, components: &RuntimeComponents, cfg: &ConfigBag) -> Result<(), BoxError> {
+        self.0.validate_final_config(components, cfg)
+    }
+
+    fn connector_metadata(&self) -> Option<ConnectorMetadata> {
+        self.0.connector_metadata()
+    }
 }
 
 /// The compiled-in AWS roots, plus the certificates of `bundle` if it is a
@@ -171,7 +204,15 @@ mod tests {
     use super::*;
     use aws_credential_types::provider::ProvideCredentials;
     use aws_sdk_dynamodb::config::retry::RetryMode;
+    use aws_smithy_runtime_api::client::{
+        http::{HttpConnector, HttpConnectorFuture},
+        orchestrator::HttpRequest,
+        result::ConnectorError,
+        runtime_components::RuntimeComponentsBuilder,
+    };
     use rustls_pki_types::{pem::PemObject, CertificateDer};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
 
     fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
@@ -276,6 +317,62 @@ mod tests {
             error(&[("AWS_RETRY_MODE", "legacy")]).as_deref(),
             Some("AWS_RETRY_MODE is invalid: \"legacy\" is neither standard nor adaptive")
         );
+    }
+
+    /// An HTTP client that counts the SDK's calls and whose connector
+    /// answers every request with a connection error.
+    #[derive(Debug, Default)]
+    struct Probe {
+        validations: AtomicUsize,
+        connectors: AtomicUsize,
+    }
+
+    #[derive(Debug)]
+    struct ProbeClient(Arc<Probe>);
+
+    #[derive(Debug)]
+    struct Unreachable;
+
+    impl HttpConnector for Unreachable {
+        fn call(&self, _: HttpRequest) -> HttpConnectorFuture {
+            HttpConnectorFuture::ready(Err(ConnectorError::io("unreachable".into())))
+        }
+    }
+
+    impl HttpClient for ProbeClient {
+        fn http_connector(&self, _: &HttpConnectorSettings, _: &RuntimeComponents) -> SharedHttpConnector {
+            self.0.connectors.fetch_add(1, Ordering::SeqCst);
+            SharedHttpConnector::new(Unreachable)
+        }
+
+        fn validate_base_client_config(&self, _: &RuntimeComponentsBuilder, _: &ConfigBag) -> Result<(), BoxError> {
+            self.0.validations.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn clients_build_no_connector_until_their_first_request() {
+        let sdk = |client: SharedHttpClient| {
+            from_vars(with(&[("AWS_MAX_ATTEMPTS", "1")])).expect("config").to_builder().http_client(client).build()
+        };
+        let counts = |p: &Probe| (p.validations.load(Ordering::SeqCst), p.connectors.load(Ordering::SeqCst));
+
+        // What the SDK does with a client of its own: each service client asks for a connector to be built.
+        let bare = Arc::new(Probe::default());
+        let config = sdk(SharedHttpClient::new(ProbeClient(bare.clone())));
+        let _ = (aws_sdk_dynamodb::Client::new(&config), aws_sdk_sesv2::Client::new(&config));
+        assert_eq!(counts(&bare), (2, 0));
+
+        let wrapped = Arc::new(Probe::default());
+        let config =
+            sdk(SharedHttpClient::new(ConnectorOnFirstRequest(SharedHttpClient::new(ProbeClient(wrapped.clone())))));
+        let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+        let _ses = aws_sdk_sesv2::Client::new(&config);
+        assert_eq!(counts(&wrapped), (0, 0));
+        let sent = dynamodb.list_tables().send().await;
+        assert!(sent.is_err_and(|e| format!("{e:?}").contains("unreachable")));
+        assert_eq!(counts(&wrapped), (0, 1));
     }
 
     #[test]
