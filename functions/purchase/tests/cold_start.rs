@@ -42,6 +42,14 @@ fn missing_aws_credentials_fail_the_cold_start_naming_the_variable() {
 }
 
 #[test]
+fn a_bad_retry_setting_fails_the_cold_start_naming_the_variable() {
+    let (ok, text) =
+        start(&[("TABLE_NAME", "credits"), ("SENDER_EMAIL", "credits@example.com"), ("AWS_MAX_ATTEMPTS", "0")]);
+    assert!(!ok);
+    assert!(text.contains("Error: AWS_MAX_ATTEMPTS is invalid"), "{text}");
+}
+
+#[test]
 fn a_bad_credits_config_fails_the_cold_start_naming_the_field() {
     let (ok, text) = start(&[
         ("TABLE_NAME", "credits"),
