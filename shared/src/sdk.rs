@@ -158,7 +158,8 @@ fn https_client(bundle: Option<&std::path::Path>) -> SharedHttpClient {
 /// in, so those connectors (each a rustls configuration from the parsed
 /// roots; two of them were 5-10% of `purchase`'s cold-start CPU) were waste.
 /// The one connector a function uses is built on its first request and kept,
-/// as before.
+/// as before. Checked against aws-smithy-http-client 1.5.2, whose
+/// `validate_base_client_config` does nothing else; recheck on an upgrade.
 #[derive(Debug)]
 struct ConnectorOnFirstRequest(SharedHttpClient);
 
@@ -185,8 +186,12 @@ fn trust_store(bundle: Option<&std::path::Path>) -> aws_smithy_http_client::tls:
     let Some(path) = bundle else { return roots };
     let pem = std::fs::read(path).map_err(|e| e.to_string()).and_then(|pem| {
         match CertificateDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>() {
-            Ok(certs) if !certs.is_empty() => Ok(pem),
-            Ok(_) => Err("no certificate in it".to_owned()),
+            Ok(certs) if certs.is_empty() => Err("no certificate in it".to_owned()),
+            // What the connector does with each (it panics on one it cannot use as a root).
+            Ok(certs) => match certs.into_iter().try_for_each(|c| rustls::RootCertStore::empty().add(c)) {
+                Ok(()) => Ok(pem),
+                Err(e) => Err(format!("a certificate in it is not a usable root: {e}")),
+            },
             Err(e) => Err(e.to_string()),
         }
     });
@@ -358,7 +363,12 @@ mod tests {
         };
         let counts = |p: &Probe| (p.validations.load(Ordering::SeqCst), p.connectors.load(Ordering::SeqCst));
 
-        // What the SDK does with a client of its own: each service client asks for a connector to be built.
+        // The configuration's own client is the wrapper.
+        let own = from_vars(vars(LAMBDA)).expect("config");
+        assert!(format!("{:?}", own.http_client()).contains("ConnectorOnFirstRequest"));
+
+        // Without it, the SDK validates the client once per service client (the hyper client's
+        // validation builds a connector and drops it).
         let bare = Arc::new(Probe::default());
         let config = sdk(SharedHttpClient::new(ProbeClient(bare.clone())));
         let _ = (aws_sdk_dynamodb::Client::new(&config), aws_sdk_sesv2::Client::new(&config));
@@ -389,11 +399,16 @@ mod tests {
         std::fs::write(&good, AWS_ROOTS_PEM).expect("write");
         let bad = dir.join("bad.pem");
         std::fs::write(&bad, "not a certificate").expect("write");
+        let not_a_root = dir.join("not-a-root.pem");
+        std::fs::write(&not_a_root, "-----BEGIN CERTIFICATE-----\nAAECAwQF\n-----END CERTIFICATE-----\n")
+            .expect("write");
+        assert_eq!(CertificateDer::pem_file_iter(&not_a_root).map(|certs| certs.count()).ok(), Some(1));
         let count =
             |store: aws_smithy_http_client::tls::TrustStore| format!("{store:?}").matches("CertificatePEM").count();
         assert_eq!(count(trust_store(None)), 1);
         assert_eq!(count(trust_store(Some(&good))), 2);
         assert_eq!(count(trust_store(Some(&bad))), 1);
+        assert_eq!(count(trust_store(Some(&not_a_root))), 1);
         assert_eq!(count(trust_store(Some(&dir.join("missing.pem")))), 1);
         let _ = std::fs::remove_dir_all(dir);
     }
