@@ -156,7 +156,7 @@ fn https_client(bundle: Option<&std::path::Path>) -> SharedHttpClient {
 /// `validate_base_client_config` so that a system trust store is read at
 /// construction rather than on the first request; the store here is compiled
 /// in, so those connectors (each a rustls configuration from the parsed
-/// roots; two of them were 5-10% of `purchase`'s cold-start CPU) were waste.
+/// roots; two of them were 4-10% of `purchase`'s cold-start CPU) were waste.
 /// The one connector a function uses is built on its first request and kept,
 /// as before. Checked against aws-smithy-http-client 1.5.2, whose
 /// `validate_base_client_config` does nothing else; recheck on an upgrade.
