@@ -25,7 +25,7 @@
 
 use crate::config::ConfigError;
 use aws_credential_types::{provider::SharedCredentialsProvider, Credentials};
-use aws_sdk_dynamodb::config::retry::RetryConfig;
+use aws_sdk_dynamodb::config::retry::{RetryConfig, RetryMode};
 use aws_sdk_dynamodb::config::ConfigBag;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::{
@@ -99,16 +99,15 @@ fn retry_config(max_attempts: Option<&str>, mode: Option<&str>) -> Result<Option
     if max_attempts.is_none() && mode.is_none() {
         return Ok(None);
     }
-    let config = match mode.map(|m| m.trim().to_ascii_lowercase()).as_deref() {
-        None | Some("standard") => RetryConfig::standard(),
-        Some("adaptive") => RetryConfig::adaptive(),
-        Some(other) => {
-            return Err(ConfigError::Invalid {
-                name: "AWS_RETRY_MODE",
-                reason: format!("{other:?} is neither standard nor adaptive"),
-            })
-        }
+    // The SDK's own parser: trimmed, any case, as aws-config reads it.
+    let mode = match mode {
+        None => RetryMode::Standard,
+        Some(m) => m.parse::<RetryMode>().map_err(|_| ConfigError::Invalid {
+            name: "AWS_RETRY_MODE",
+            reason: format!("{:?} is neither standard nor adaptive", m.trim().to_ascii_lowercase()),
+        })?,
     };
+    let config = RetryConfig::standard().with_retry_mode(mode);
     let Some(attempts) = max_attempts else { return Ok(Some(config)) };
     match attempts.trim().parse::<u32>() {
         Ok(n) if n > 0 => Ok(Some(config.with_max_attempts(n))),
@@ -208,7 +207,6 @@ fn trust_store(bundle: Option<&std::path::Path>) -> aws_smithy_http_client::tls:
 mod tests {
     use super::*;
     use aws_credential_types::provider::ProvideCredentials;
-    use aws_sdk_dynamodb::config::retry::RetryMode;
     use aws_smithy_runtime_api::client::{
         http::{HttpConnector, HttpConnectorFuture},
         orchestrator::HttpRequest,
