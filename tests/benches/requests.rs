@@ -1,7 +1,8 @@
 //! What users feel on every call, measured on the release binaries as Lambda
 //! runs them (`make bench`): cold starts beside a hello-world `lambda_http`
 //! binary, warm latency and the function's own CPU per request, peak RSS,
-//! and AWS requests per call. Prints a table; asserts nothing about time
+//! and AWS requests per call, beside `sdk-floor`, which sends a purchase's
+//! AWS requests and does nothing else. Prints a table; asserts nothing about time
 //! (the machine is noisy), only that every request succeeded.
 
 use integration_tests::runtime_api::{cpu_time, peak_rss, RuntimeApi};
@@ -151,6 +152,7 @@ async fn main() {
     println!("  (each round starts every binary once; stripe-webhook's includes reading its signing secret");
     println!("  from Parameter Store), then its ratio to the hello-world's and the difference in ms");
     let functions = [
+        "sdk-floor",
         "referral-signup",
         "purchase",
         "upgrade-bonus",
@@ -206,13 +208,15 @@ async fn main() {
     println!(
         "\nwarm requests through the release binary, {requests} each (after {WARMUP} to warm up), against the emulator"
     );
-    println!("(hello: the Lambda runtime's own cost per invocation, no AWS request):");
+    println!("(hello: the Lambda runtime's own cost per invocation, no AWS request; sdk-floor: a purchase's");
+    println!("four AWS requests through the functions' SDK setup and logger, and nothing else):");
     println!(
         "  {:<9} {:>9} {:>9} {:>14} {:>12}   AWS requests per call",
         "route", "p50 ms", "p99 ms", "CPU/request", "peak RSS"
     );
     let routes = [
         ("hello", "hello-lambda", &purchase as &dyn Fn(usize) -> Value),
+        ("sdk-floor", "sdk-floor", &purchase),
         ("purchase", "purchase", &purchase),
         ("spend", "spend", &spend),
     ];
