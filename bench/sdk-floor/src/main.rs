@@ -105,6 +105,11 @@ async fn purchase_requests(c: &Clients, id: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// A variable the floor needs, or an error naming it.
+fn var(name: &str) -> Result<String, Error> {
+    std::env::var(name).map_err(|e| format!("{name}: {e}").into())
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     credits::telemetry::init();
@@ -112,12 +117,13 @@ async fn main() -> Result<(), Error> {
     let clients = Clients {
         dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
         ses: aws_sdk_sesv2::Client::new(&sdk),
-        table: std::env::var("TABLE_NAME")?,
-        sender: std::env::var("SENDER_EMAIL")?,
+        table: var("TABLE_NAME")?,
+        sender: var("SENDER_EMAIL")?,
     };
     let clients = &clients;
     run(service_fn(move |req: Request| async move {
-        purchase_requests(clients, &req.lambda_context().request_id).await?;
+        let id = req.lambda_context_ref().map_or("", |c| c.request_id.as_str());
+        purchase_requests(clients, id).await?;
         Ok::<_, Error>(Response::new(lambda_http::Body::from("{}")))
     }))
     .await
