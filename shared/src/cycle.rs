@@ -9,6 +9,12 @@ use chrono::{DateTime, Datelike, NaiveDate, SecondsFormat, TimeZone, Timelike, U
 /// A point in time, UTC, whole seconds.
 pub type Time = DateTime<Utc>;
 
+/// The years a time may fall in: those [`format_time`] writes with four
+/// digits. Outside them it writes a sign and more digits (`+10000-01-15...`),
+/// which RFC 3339 parsing refuses and which sorts before every real date, so
+/// an item holding one could never be read again.
+pub const YEARS: std::ops::RangeInclusive<i32> = 0..=9999;
+
 /// One billing cycle: `[start, end)`, and the day of month cycles end on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Cycle {
@@ -22,13 +28,13 @@ pub struct Cycle {
 
 impl Cycle {
     /// The first cycle of an account that signed up at `at`, or `None` when
-    /// one month later cannot be represented.
+    /// one month later falls outside [`YEARS`].
     pub fn first(at: Time) -> Option<Cycle> {
         let anchor_day = at.day();
         Some(Cycle { start: at, end: add_month(at, anchor_day)?, anchor_day })
     }
 
-    /// The cycle that follows this one; `None` past the last representable date.
+    /// The cycle that follows this one; `None` when it would end after [`YEARS`].
     pub fn next(&self) -> Option<Cycle> {
         Some(Cycle { start: self.end, end: add_month(self.end, self.anchor_day)?, anchor_day: self.anchor_day })
     }
@@ -43,25 +49,31 @@ pub fn days_in_month(year: i32, month: u32) -> u32 {
 }
 
 /// `at` moved to the next calendar month, on `anchor_day` clamped to that
-/// month's length, at the same time of day.
+/// month's length, at the same time of day; `None` past the end of [`YEARS`].
 pub fn add_month(at: Time, anchor_day: u32) -> Option<Time> {
     let (year, month) = if at.month() == 12 { (at.year().checked_add(1)?, 1) } else { (at.year(), at.month() + 1) };
+    if !YEARS.contains(&year) {
+        return None;
+    }
     let day = anchor_day.min(days_in_month(year, month));
     let date = NaiveDate::from_ymd_opt(year, month, day)?;
     let naive = date.and_hms_opt(at.hour(), at.minute(), at.second())?;
     Some(Utc.from_utc_datetime(&naive))
 }
 
-/// Parses an RFC 3339 time (any offset) into UTC, dropping fractions of a second.
+/// Parses an RFC 3339 time (any offset) into UTC, dropping fractions of a
+/// second; `None` when it is not one, or falls outside [`YEARS`] in UTC
+/// (`0000-01-01T00:00:00+01:00` is in the year -1).
 pub fn parse_time(text: &str) -> Option<Time> {
     let parsed = DateTime::parse_from_rfc3339(text).ok()?.with_timezone(&Utc);
-    parsed.with_nanosecond(0)
+    parsed.with_nanosecond(0).filter(|at| YEARS.contains(&at.year()))
 }
 
 /// Formats a time as the contract writes it: `2026-01-31T10:00:00Z`.
 ///
-/// The format has a fixed width for the years 0000-9999, so these strings sort
-/// in time order, which the table's sort keys rely on.
+/// The format has a fixed width for the years of [`YEARS`], so these strings
+/// sort in time order, which the table's sort keys rely on; [`parse_time`] and
+/// [`add_month`] give no time outside them.
 pub fn format_time(at: Time) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
@@ -144,5 +156,24 @@ mod tests {
     fn the_last_representable_month_has_no_successor() {
         let end_of_time = Utc.from_utc_datetime(&NaiveDate::MAX.and_hms_opt(0, 0, 0).expect("midnight"));
         assert!(add_month(end_of_time, 1).is_none());
+    }
+
+    #[test]
+    fn times_stay_within_four_digit_years() {
+        // The last cycle that ends in 9999, and the first that would not.
+        assert_eq!(ends("9999-11-15T00:00:00Z", 1), ["9999-12-15T00:00:00Z"]);
+        assert!(Cycle::first(t("9999-12-15T00:00:00Z")).is_none());
+        assert!(Cycle::first(t("9999-11-15T00:00:00Z")).and_then(|c| c.next()).is_none());
+        // Times that would be written with a sign are not times here.
+        assert!(parse_time("9999-12-31T23:00:00-05:00").is_none());
+        assert!(parse_time("0000-01-01T00:00:00+01:00").is_none());
+        assert_eq!(parse_time("0000-01-01T00:00:00Z").map(format_time).as_deref(), Some("0000-01-01T00:00:00Z"));
+        assert_eq!(parse_time("9999-12-31T23:59:59Z").map(format_time).as_deref(), Some("9999-12-31T23:59:59Z"));
+        // What a year past 9999 would have been written as, and why it is refused.
+        let past = Utc.from_utc_datetime(
+            &NaiveDate::from_ymd_opt(10_000, 1, 15).and_then(|d| d.and_hms_opt(0, 0, 0)).expect("date"),
+        );
+        assert_eq!(format_time(past), "+10000-01-15T00:00:00Z");
+        assert!(parse_time(&format_time(past)).is_none());
     }
 }

@@ -78,6 +78,10 @@ fn bad_signups(user: &str) -> Vec<(String, &'static str)> {
         (with("signed_up_at", json!("yesterday")), "signed_up_at"),
         (with("signed_up_at", json!("2026-01-31")), "signed_up_at"),
         (with("signed_up_at", json!(1769853600)), "signed_up_at"),
+        // Its first cycle would end in the year 10000; in UTC, the year 10000 and -1.
+        (with("signed_up_at", json!("9999-12-15T00:00:00Z")), "signed_up_at"),
+        (with("signed_up_at", json!("9999-12-31T23:00:00-05:00")), "signed_up_at"),
+        (with("signed_up_at", json!("0000-01-01T00:00:00+01:00")), "signed_up_at"),
         (with("user_id", json!("")), "user_id"),
         (with("user_id", json!("u".repeat(129))), "user_id"),
         (with("user_id", json!("alice#1")), "user_id"),

@@ -68,12 +68,13 @@ impl Signup {
             None => None,
         };
         let signed_up_at: Time = match &request.signed_up_at {
-            Some(text) => {
-                parse_time(text).ok_or_else(|| ApiError::field("signed_up_at", "must be an RFC 3339 time"))?
-            }
+            Some(text) => parse_time(text).ok_or_else(|| {
+                ApiError::field("signed_up_at", "must be an RFC 3339 time in the years 0000 to 9999 (UTC)")
+            })?,
             None => now(),
         };
-        let cycle = Cycle::first(signed_up_at).ok_or_else(|| ApiError::field("signed_up_at", "is out of range"))?;
+        let cycle = Cycle::first(signed_up_at)
+            .ok_or_else(|| ApiError::field("signed_up_at", "is out of range: its first cycle would end after 9999"))?;
         Ok(Signup { user, email, plan, code, cycle, sent: request })
     }
 }
