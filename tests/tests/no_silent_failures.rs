@@ -96,6 +96,40 @@ async fn an_overflowing_grant_is_logged_counted_and_does_not_stop_the_others() {
 }
 
 #[tokio::test]
+async fn an_account_item_that_does_not_decode_is_counted_and_the_accounts_read_with_it_still_roll_over() {
+    let logs = capture_logs();
+    let app = app_on_fresh_table(&[]).await;
+    let broken = signed_up(&app, "pro", "2026-01-31T10:00:00Z").await;
+    let shard = attr(&account_item(&app, &broken).await, "sched_pk").to_owned();
+    // An account of the same shard, so that both come in one batch read.
+    let (mut fine, mut others) = (None, 0);
+    for _ in 0..200 {
+        let user = signed_up(&app, "pro", "2026-01-31T10:00:00Z").await;
+        others += 1;
+        if attr(&account_item(&app, &user).await, "sched_pk") == shard {
+            fine = Some(user);
+            break;
+        }
+    }
+    let fine = fine.expect("an account in the same shard");
+    set_account_attributes(&app, &broken, &[("bal_plan", s("lots"))]).await;
+
+    let report = rollover_at(&app, "2026-03-01T00:00:00Z", 0).await;
+    assert_eq!(report, json!({"rolled_over": others, "cycles": others, "errors": 1, "remaining": true}));
+    assert_eq!(
+        attr(&account_item(&app, &fine).await, "cycle_end"),
+        "2026-03-31T10:00:00Z",
+        "read with it, rolled over"
+    );
+    assert_eq!(attr(&account_item(&app, &broken).await, "cycle_end"), "2026-02-28T10:00:00Z", "left untouched");
+    let errors = logs.at_level("ERROR");
+    assert!(
+        errors.iter().any(|l| l["error"].as_str().is_some_and(|e| e.contains(&broken) && e.contains("bal_plan"))),
+        "an error line names the item and what is wrong with it: {errors:#?}"
+    );
+}
+
+#[tokio::test]
 async fn a_ledger_entry_that_cannot_be_built_answers_500_with_a_log_line_naming_why() {
     let logs = capture_logs();
     let app = app().await;

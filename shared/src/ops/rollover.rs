@@ -6,9 +6,9 @@
 //! wins and the others, re-reading, find the account no longer due. Each
 //! write is one transaction: an account is never left half-rolled. An
 //! account that cannot be rolled over (its plan left the catalogue, a bucket
-//! would overflow, its write kept failing) is logged with the reason,
-//! counted in the report's `errors`, left untouched, and does not stop the
-//! others.
+//! would overflow, its stored item does not decode, its write kept failing)
+//! is logged with the reason, counted in the report's `errors`, left
+//! untouched, and does not stop the others.
 
 use super::execute::Retry;
 use super::schedule::{persist, Budget, ShardGroup};
@@ -122,7 +122,17 @@ pub async fn run(
                         continue;
                     }
                 };
-                let outcomes: Vec<Outcome> = stream::iter(accounts)
+                let mut readable = Vec::with_capacity(accounts.len());
+                for account in accounts {
+                    match account {
+                        Ok(account) => readable.push(account),
+                        Err(e) => {
+                            tracing::error!(shard, error = %e, "due account cannot be read; left untouched");
+                            report.add(Outcome { cycles: 0, end: End::Failed });
+                        }
+                    }
+                }
+                let outcomes: Vec<Outcome> = stream::iter(readable)
                     .map(|account| roll_account(store, catalogue, account, now, budget))
                     .buffer_unordered(concurrency.max(1))
                     .collect()

@@ -68,8 +68,10 @@ impl Store {
     }
 
     /// Reads up to 100 accounts in one request (strongly consistent),
-    /// retrying what DynamoDB leaves unprocessed.
-    pub async fn accounts(&self, user_ids: &[String]) -> Result<Vec<Account>, StoreError> {
+    /// retrying what DynamoDB leaves unprocessed. An item that does not
+    /// decode is an error of its own, in the list: it does not hide the
+    /// accounts read with it.
+    pub async fn accounts(&self, user_ids: &[String]) -> Result<Vec<Result<Account, StoreError>>, StoreError> {
         let mut accounts = Vec::with_capacity(user_ids.len());
         let keys: Vec<Item> = user_ids.iter().map(|id| account_key(id)).collect();
         let mut request = KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(true).build().ok();
@@ -85,9 +87,7 @@ impl Store {
             let out =
                 self.client().batch_get_item().request_items(self.table(), keys).send().await.map_err(classify)?;
             if let Some(items) = out.responses.as_ref().and_then(|r| r.get(self.table())) {
-                for item in items {
-                    accounts.push(decode_account(item)?);
-                }
+                accounts.extend(items.iter().map(decode_account));
             }
             request = out.unprocessed_keys.and_then(|mut u| u.remove(self.table()));
         }
