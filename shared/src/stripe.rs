@@ -49,7 +49,7 @@ pub fn verify(header: Option<&str>, payload: &[u8], secret: &[u8], now: i64) -> 
     if candidates.is_empty() {
         return Err(SignatureError::Malformed);
     }
-    if (now - timestamp).abs() > TOLERANCE_S {
+    if now.abs_diff(timestamp) > TOLERANCE_S.unsigned_abs() {
         return Err(SignatureError::Stale);
     }
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|_| SignatureError::Mismatch)?;
@@ -152,11 +152,14 @@ pub fn read_event(payload: &[u8], price_plans: &BTreeMap<String, String>) -> Res
     let action = match kind.as_str() {
         "checkout.session.completed" => checkout(object),
         "charge.refunded" => {
-            match (text(&object["payment_intent"]), object["amount"].as_i64(), object["amount_refunded"].as_i64()) {
+            let cents = |field: &str| object[field].as_i64().filter(|c| *c >= 0);
+            match (text(&object["payment_intent"]), cents("amount"), cents("amount_refunded")) {
                 (Some(payment_intent), Some(amount_cents), Some(refunded_cents)) => {
                     Action::Refund { payment_intent, amount_cents, refunded_cents }
                 }
-                _ => Action::Ignore("a charge without payment_intent, amount or amount_refunded".into()),
+                _ => Action::Ignore(
+                    "a charge without payment_intent, or a whole amount and amount_refunded of at least 0".into(),
+                ),
             }
         }
         "charge.dispute.created" => match (text(&object["id"]), text(&object["payment_intent"])) {
@@ -217,6 +220,11 @@ mod tests {
         for bad in ["", "t=abc,v1=00", "v1=00", "t=1700000000", "t=1700000000,v1=zz", "nonsense"] {
             assert!(verify(Some(bad), payload, SECRET, 1_700_000_000).is_err(), "{bad:?}");
         }
+        // The route is public: the farthest timestamps are stale, without overflow.
+        for t in [i64::MIN, i64::MAX] {
+            let header = format!("t={t},v1=00");
+            assert_eq!(verify(Some(&header), payload, SECRET, 1_700_000_000), Err(SignatureError::Stale), "{t}");
+        }
     }
 
     #[test]
@@ -257,6 +265,11 @@ mod tests {
             read(refund),
             Action::Refund { payment_intent: "pi_1".into(), amount_cents: 1000, refunded_cents: 250 }
         );
+        for (amount, refunded) in [(-1000, 250), (1000, -250)] {
+            let negative = serde_json::json!({"id": "evt_3", "type": "charge.refunded", "created": 1,
+                "data": {"object": {"payment_intent": "pi_1", "amount": amount, "amount_refunded": refunded}}});
+            assert!(matches!(read(negative), Action::Ignore(_)), "{amount} {refunded}");
+        }
         let sub = serde_json::json!({"id": "evt_4", "type": "customer.subscription.updated", "created": 1,
             "data": {"object": {"id": "sub_1", "status": "active", "metadata": {"user_id": "alice"},
                 "items": {"data": [{"price": {"id": "price_pro"}}]}}}});

@@ -104,7 +104,7 @@ impl Command for Refund {
 
     fn decide(&self, snapshot: &Snapshot, ctx: &Ctx<'_>) -> Result<Effect, ApiError> {
         let purchase = snapshot.purchase.as_ref().ok_or_else(ApiError::purchase_not_found)?;
-        let share = i128::from(purchase.credits) * i128::from(self.refunded_cents.clamp(0, self.amount_cents))
+        let share = i128::from(purchase.credits) * i128::from(self.refunded_cents.min(self.amount_cents).max(0))
             / i128::from(self.amount_cents.max(1));
         let credits = i64::try_from(share).unwrap_or(purchase.credits) - purchase.reversed;
         if credits <= 0 {
@@ -201,7 +201,7 @@ pub async fn webhook(
         // A refund or dispute can arrive before the checkout it follows
         // (Stripe does not order deliveries): while the checkout may still
         // come, answer 503 so Stripe delivers it again.
-        Err(e) if e.code == "purchase_not_found" && now - event.created < UNSEEN_PAYMENT_RETRY_S => {
+        Err(e) if e.code == "purchase_not_found" && now.saturating_sub(event.created) < UNSEEN_PAYMENT_RETRY_S => {
             tracing::warn!(event = %event.id, kind = %event.kind,
                 "Stripe event names a payment not seen yet; answered 503 so Stripe delivers it again");
             Err(ApiError::unavailable(format!("{}: the payment's checkout has not arrived yet", event.kind)))
@@ -271,6 +271,9 @@ mod tests {
         assert!(matches!(rest.writes.as_slice(), [_, Write::CountReversal { after: 3_000, .. }]));
         let older = decide(&refund(250), 3_000);
         assert!(older.writes.is_empty(), "an older, smaller share after a larger one reverses nothing");
+        // Amounts below zero (which the event reader refuses) reverse nothing and do not panic.
+        assert!(decide(&Refund { amount_cents: -1, ..refund(250) }, 0).writes.is_empty());
+        assert!(decide(&refund(-250), 0).writes.is_empty());
     }
 
     #[test]
