@@ -59,6 +59,8 @@ async fn an_unknown_subject_is_account_not_found() {
         let a = account_event(&app, &user_event(fixture, Some(&unique("nobody")), "")).await;
         assert_eq!((a.status, a.code()), (404, "account_not_found"), "{fixture}: {}", a.text);
     }
+    let paged = account_event(&app, &user_event("ledger.json", Some(&unique("nobody")), "cursor=5")).await;
+    assert_eq!((paged.status, paged.code()), (404, "account_not_found"), "with a cursor: {}", paged.text);
 }
 
 #[tokio::test]
@@ -99,7 +101,8 @@ async fn the_ledger_pages_newest_first_with_a_cursor() {
 async fn bad_ledger_queries_are_400() {
     let app = app().await;
     let (user, _) = new_user(&app, "free").await;
-    for query in ["limit=0", "limit=101", "limit=ten", "cursor=abc", "cursor=0", "cursor=-3", "page=2"] {
+    // Entries are numbered from 1, so no page this API returns ends above a cursor of 1.
+    for query in ["limit=0", "limit=101", "limit=ten", "cursor=abc", "cursor=0", "cursor=-3", "cursor=1", "page=2"] {
         let a = account_event(&app, &user_event("ledger.json", Some(&user), query)).await;
         assert_eq!((a.status, a.code()), (400, "invalid_request"), "{query}: {}", a.text);
     }
