@@ -82,3 +82,41 @@ fn each_role_allows_exactly_what_its_function_calls() {
     }
     assert_eq!(seen.len(), expected.len(), "every function is in the table: {:?}", seen.keys());
 }
+
+/// The resource a `!Ref` (or `{Ref: ...}`) names.
+fn reference(value: &Value) -> Option<&str> {
+    match value {
+        Value::Tagged(tagged) if tagged.tag == "Ref" => tagged.value.as_str(),
+        other => other["Ref"].as_str(),
+    }
+}
+
+/// Operations (README): every function alarms on its `Errors` and its
+/// `Throttles`, under the function's own condition.
+#[test]
+fn every_function_alarms_on_errors_and_throttles() {
+    let t = template();
+    let resources = t["Resources"].as_mapping().expect("resources");
+    let functions: Vec<(&str, &Value)> = resources
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::Serverless::Function")
+        .filter_map(|(name, r)| Some((name.as_str()?, &r["Condition"])))
+        .collect();
+    assert_eq!(functions.len(), 10, "{functions:?}");
+    for (function, condition) in functions {
+        for metric in ["Errors", "Throttles"] {
+            let alarms: Vec<_> = resources
+                .values()
+                .filter(|r| r["Type"] == "AWS::CloudWatch::Alarm" && r["Properties"]["MetricName"] == metric)
+                .filter(|r| {
+                    r["Properties"]["Dimensions"].as_sequence().is_some_and(|d| {
+                        d.iter().any(|d| d["Name"] == "FunctionName" && reference(&d["Value"]) == Some(function))
+                    })
+                })
+                .collect();
+            assert_eq!(alarms.len(), 1, "{function}: one {metric} alarm");
+            assert_eq!(&alarms[0]["Condition"], condition, "{function}'s {metric} alarm: the function's condition");
+            assert!(alarms[0]["Properties"]["AlarmActions"].as_sequence().is_some_and(|a| !a.is_empty()));
+        }
+    }
+}
