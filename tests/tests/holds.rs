@@ -307,6 +307,31 @@ async fn expiry_finds_due_holds_through_the_schedule_index_without_a_scan() {
     assert!(!ops.iter().any(|op| op == "Scan"), "no scan: {ops:?}");
 }
 
+/// Closed holds stay in the user's partition: with nothing held, the list
+/// is answered from the account alone and does not read them.
+#[tokio::test]
+async fn with_nothing_held_the_list_reads_no_hold() {
+    let log = RequestLog::default();
+    let app = app_with(&[], Some(log.clone())).await;
+    let (user, _) = new_user(&app, "free").await;
+    for id in ["a", "b"] {
+        assert_eq!(hold(&app, json!({"user_id": user, "hold_id": id, "credits": 10})).await.status, 201);
+    }
+    assert_eq!(settle_hold(&app, "a", "release", json!({"user_id": user})).await.status, 200);
+
+    log.clear();
+    let listed = open_holds(&app, &user).await;
+    assert_eq!(listed.json["holds"].as_array().map(|h| h.len()), Some(1), "{}", listed.text);
+    assert_eq!(listed.json["holds"][0]["hold_id"], "b");
+    assert_eq!(log.operations(), ["GetItem", "Query"], "an open hold: the holds are read");
+
+    assert_eq!(settle_hold(&app, "b", "capture", json!({"user_id": user, "credits": 4})).await.status, 200);
+    log.clear();
+    let listed = open_holds(&app, &user).await;
+    assert_eq!((listed.status, &listed.json["holds"]), (200, &json!([])), "{}", listed.text);
+    assert_eq!(log.operations(), ["GetItem"], "nothing held: only the account is read");
+}
+
 /// The status filter applies after each page is read: an open hold behind a
 /// page of closed ones must still be listed.
 #[tokio::test]
