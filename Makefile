@@ -38,7 +38,7 @@ chaos:
 ## Benchmarks, printed as tables: the release binaries' request path (cold start, warm latency, CPU, RSS,
 ## AWS requests; BENCH_REQUESTS to change), then the rollover (BENCH_ACCOUNTS due accounts, 20,000 by default).
 # The hello-world is built on its own: built with the others, cargo would give it their dependencies'
-# features (1.9 MB instead of 1.6 MB). sdk-floor is built with the functions, so it gets theirs.
+# features (1.9 MB instead of 1.6 MB). sdk-floor and http-floor are built with the functions, so they get theirs.
 bench:
 	cargo build --release --bins --workspace --exclude hello-lambda --exclude integration-tests --quiet
 	cargo build --release -p hello-lambda --quiet

@@ -2,7 +2,8 @@
 //! runs them (`make bench`): cold starts beside a hello-world `lambda_http`
 //! binary, warm latency and the function's own CPU per request, peak RSS,
 //! and AWS requests per call, beside `sdk-floor`, which sends a purchase's
-//! AWS requests and does nothing else. Prints a table; asserts nothing about time
+//! AWS requests and does nothing else, and `http-floor`, which sends them as
+//! plain HTTP without the SDK. Prints a table; asserts nothing about time
 //! (the machine is noisy), only that every request succeeded.
 
 use integration_tests::runtime_api::{cpu_time, peak_rss, RuntimeApi};
@@ -208,14 +209,16 @@ async fn main() {
     println!(
         "\nwarm requests through the release binary, {requests} each (after {WARMUP} to warm up), against the emulator"
     );
-    println!("(hello: the Lambda runtime's own cost per invocation, no AWS request; sdk-floor: a purchase's");
-    println!("four AWS requests through the functions' SDK setup and logger, and nothing else):");
+    println!("(hello: the Lambda runtime's own cost per invocation, no AWS request; http-floor: a purchase's");
+    println!("four AWS requests as plain HTTP, without the SDK; sdk-floor: the same requests through the");
+    println!("functions' SDK setup and logger, and nothing else):");
     println!(
         "  {:<9} {:>9} {:>9} {:>14} {:>12}   AWS requests per call",
         "route", "p50 ms", "p99 ms", "CPU/request", "peak RSS"
     );
     let routes = [
         ("hello", "hello-lambda", &purchase as &dyn Fn(usize) -> Value),
+        ("http-floor", "http-floor", &purchase),
         ("sdk-floor", "sdk-floor", &purchase),
         ("purchase", "purchase", &purchase),
         ("spend", "spend", &spend),
