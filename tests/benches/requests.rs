@@ -58,11 +58,13 @@ async fn cold_start(binary: &str, endpoint: &str) -> Duration {
     polled.map(|at| at - started).unwrap_or_else(|| panic!("{binary} never polled the runtime API"))
 }
 
-/// The median cold start of each of `binaries`, measured in rounds that
-/// start every binary once, so that each median (the hello-world's too)
-/// covers the same minutes of a noisy machine. Each round starts one place
-/// further along the list, so no binary always follows the same one.
-async fn cold_starts(binaries: &[&str], endpoint: &str) -> Vec<Duration> {
+/// The median cold start of each of `binaries`, and the median of its
+/// ratios to the first binary's start in the same round. The rounds start
+/// every binary once, so that each median (the hello-world's too) covers the
+/// same minutes of a noisy machine, and a round's ratio compares two starts
+/// made seconds apart. Each round starts one place further along the list,
+/// so no binary always follows the same one.
+async fn cold_starts(binaries: &[&str], endpoint: &str) -> Vec<(Duration, f64)> {
     let mut times = vec![Vec::with_capacity(COLD_RUNS); binaries.len()];
     for round in 0..COLD_RUNS {
         for k in 0..binaries.len() {
@@ -70,11 +72,14 @@ async fn cold_starts(binaries: &[&str], endpoint: &str) -> Vec<Duration> {
             times[i].push(cold_start(binaries[i], endpoint).await);
         }
     }
+    let first = times[0].clone();
     times
         .into_iter()
         .map(|mut t| {
+            let mut ratios: Vec<f64> = t.iter().zip(&first).map(|(t, f)| t.as_secs_f64() / f.as_secs_f64()).collect();
+            ratios.sort_by(f64::total_cmp);
             t.sort();
-            percentile(&t, 0.5)
+            (percentile(&t, 0.5), ratios.get(ratios.len() / 2).copied().unwrap_or(f64::NAN))
         })
         .collect()
 }
@@ -151,7 +156,8 @@ async fn main() {
 
     println!("\ncold start: process start to its first poll of the runtime API, median of {COLD_RUNS} rounds");
     println!("  (each round starts every binary once; stripe-webhook's includes reading its signing secret");
-    println!("  from Parameter Store), then its ratio to the hello-world's and the difference in ms");
+    println!("  from Parameter Store), then its ratio to the hello-world's and the difference in ms, and the");
+    println!("  median of its ratios to the hello-world's start in the same round (paired)");
     let functions = [
         "sdk-floor",
         "referral-signup",
@@ -172,14 +178,15 @@ async fn main() {
     let binaries: Vec<&str> =
         std::iter::once("hello-lambda").chain(functions.into_iter().filter(|f| wanted(f))).collect();
     let medians = cold_starts(&binaries, &endpoint).await;
-    let hello = medians[0];
-    for (binary, t) in binaries.iter().zip(&medians) {
+    let hello = medians[0].0;
+    for (binary, (t, paired)) in binaries.iter().zip(&medians) {
         let size = std::fs::metadata(bin_dir().join(binary)).map(|m| m.len()).unwrap_or(0);
         println!(
-            "  {binary:<16} {:>8} ms   {:.2}x   {:>+6.2} ms   binary {:.1} MB",
+            "  {binary:<16} {:>8} ms   {:.2}x   {:>+6.2} ms   {:.2}x paired   binary {:.1} MB",
             ms(*t),
             t.as_secs_f64() / hello.as_secs_f64(),
             (t.as_secs_f64() - hello.as_secs_f64()) * 1e3,
+            paired,
             size as f64 / 1e6
         );
     }
