@@ -34,7 +34,7 @@ fn env(endpoint: &str) -> Vec<(String, String)> {
     vars
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+fn percentile<T: Copy + Default>(sorted: &[T], p: f64) -> T {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted.get(i).copied().unwrap_or_default()
 }
@@ -79,7 +79,7 @@ async fn cold_starts(binaries: &[&str], endpoint: &str) -> Vec<(Duration, f64)> 
             let mut ratios: Vec<f64> = t.iter().zip(&first).map(|(t, f)| t.as_secs_f64() / f.as_secs_f64()).collect();
             ratios.sort_by(f64::total_cmp);
             t.sort();
-            (percentile(&t, 0.5), ratios.get(ratios.len() / 2).copied().unwrap_or(f64::NAN))
+            (percentile(&t, 0.5), percentile(&ratios, 0.5))
         })
         .collect()
 }
