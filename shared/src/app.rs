@@ -2,6 +2,7 @@
 
 use crate::config::{Config, ConfigError};
 use crate::email::Mailer;
+use crate::sdk::partition;
 use crate::store::Store;
 
 /// Whether a function sends email, and so needs `SENDER_EMAIL`.
@@ -34,13 +35,17 @@ impl App {
     }
 
     /// As [`App::from_env`], with the SDK configuration already read (a
-    /// function that needs other AWS clients reads it once for all).
+    /// function that needs other AWS clients reads it once for all). The
+    /// clients are built with their region's partition pinned
+    /// ([`partition::build`]): call it at a cold start, before other threads.
     pub fn from_sdk(sdk: &crate::sdk::SdkConfig, mail: Mail) -> Result<App, ConfigError> {
         let app = match Config::from_env() {
             Ok(config) => {
-                let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+                let dynamodb = partition::build(sdk, aws_sdk_dynamodb::Client::new);
                 match mail {
-                    Mail::Required => App::new(config, dynamodb, aws_sdk_sesv2::Client::new(sdk), mail),
+                    Mail::Required => {
+                        App::new(config, dynamodb, partition::build(sdk, aws_sdk_sesv2::Client::new), mail)
+                    }
                     // No SES client to build (a tenth of a cold start) for a function that sends nothing.
                     Mail::NotUsed => {
                         Ok(App { store: Store::new(dynamodb, config.table_name.clone()), config, mailer: None })

@@ -19,7 +19,7 @@
 //! | `AWS_CA_BUNDLE` | a PEM file of further roots to trust |
 //! | `AWS_MAX_ATTEMPTS` | attempts per AWS request, first included (default 3) |
 //! | `AWS_RETRY_MODE` | `standard` (the default) or `adaptive` |
-//! | `SMITHY_CLIENT_SDK_CUSTOM_PARTITION` | a partition table of your own, used as it is (else [`partition`] sets it) |
+//! | `SMITHY_CLIENT_SDK_CUSTOM_PARTITION` | a partition table of your own, used as it is (else [`partition::build`] sets it for each client) |
 //!
 //! Timeouts are the SDK's defaults for its latest behaviour version (a 3.1 s
 //! connect timeout).
@@ -50,16 +50,11 @@ pub const AWS_ROOTS_PEM: &[u8] = include_bytes!("aws-roots.pem");
 /// name for it): a TLS-inspecting proxy's, or an endpoint of your own.
 pub const CA_BUNDLE_ENV: &str = "AWS_CA_BUNDLE";
 
-/// The SDK configuration of this process's environment, with the partition
-/// of its region pinned for the clients built from it ([`partition`]). An
-/// error fails the cold start: it is logged here and returned.
+/// The SDK configuration of this process's environment. An error fails the
+/// cold start: it is logged here and returned. Build its clients with
+/// [`partition::build`].
 pub fn from_env() -> Result<SdkConfig, ConfigError> {
-    let config = from_vars(std::env::vars())
-        .inspect_err(|e| tracing::error!(error = %e, "cold start failed: AWS configuration"))?;
-    if let Some(region) = config.region() {
-        partition::pin(region.as_ref());
-    }
-    Ok(config)
+    from_vars(std::env::vars()).inspect_err(|e| tracing::error!(error = %e, "cold start failed: AWS configuration"))
 }
 
 /// The SDK configuration of the variables `vars` (name, value), as

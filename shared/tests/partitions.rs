@@ -28,58 +28,71 @@ fn main() {
 /// Resolves the endpoints of `REGIONS` (comma-separated) and prints one line
 /// for each: crate, region, FIPS, dual-stack, then the URL or the error.
 fn child() {
-    if let Ok(region) = std::env::var(PIN) {
-        let path = credits::sdk::partition::pin(&region).expect("the region's partition is pinned");
-        assert_eq!(std::env::var_os(credits::sdk::partition::PARTITION_FILE_ENV), Some(path.into_os_string()));
-    }
+    let region = std::env::var(PIN).ok();
     let regions = std::env::var(REGIONS).expect("regions to resolve");
+    // The resolvers are built as the clients are, pinned for the PIN region or not.
+    let sdk = credits::sdk::SdkConfig::builder()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .region(region.clone().map(aws_types::region::Region::new))
+        .build();
+    let build = |resolver: fn() -> Resolver| match &region {
+        Some(_) => credits::sdk::partition::build(&sdk, |_| resolver()),
+        None => resolver(),
+    };
+    let resolvers = [
+        ("dynamodb", build(|| Resolver::DynamoDb(aws_sdk_dynamodb::config::endpoint::DefaultResolver::new()))),
+        ("sesv2", build(|| Resolver::SesV2(aws_sdk_sesv2::config::endpoint::DefaultResolver::new()))),
+        ("ssm", build(|| Resolver::Ssm(aws_sdk_ssm::config::endpoint::DefaultResolver::new()))),
+    ];
+    // Each build removed the variable again.
+    assert_eq!(std::env::var_os(credits::sdk::partition::PARTITION_FILE_ENV), None);
     let runtime = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
     for region in regions.split(',') {
         for fips in [false, true] {
             for dual_stack in [false, true] {
-                let line = |service: &str, endpoint: Result<String, String>| {
+                for (service, resolver) in &resolvers {
+                    let endpoint = runtime.block_on(resolver.resolve(region, fips, dual_stack));
                     let endpoint = endpoint.unwrap_or_else(|e| format!("error: {e}"));
                     println!("{service}\t{region}\t{fips}\t{dual_stack}\t{endpoint}");
-                };
-                line("dynamodb", runtime.block_on(dynamodb(region, fips, dual_stack)));
-                line("sesv2", runtime.block_on(sesv2(region, fips, dual_stack)));
-                line("ssm", runtime.block_on(ssm(region, fips, dual_stack)));
+                }
             }
         }
     }
 }
 
-async fn dynamodb(region: &str, fips: bool, dual_stack: bool) -> Result<String, String> {
-    use aws_sdk_dynamodb::config::endpoint::{DefaultResolver, Params, ResolveEndpoint};
-    let params = Params::builder().region(region).use_fips(fips).use_dual_stack(dual_stack).build();
-    let params = params.map_err(|e| e.to_string())?;
-    let endpoint = DefaultResolver::new().resolve_endpoint(&params).await.map_err(|e| e.to_string())?;
-    Ok(endpoint.url().to_owned())
+enum Resolver {
+    DynamoDb(aws_sdk_dynamodb::config::endpoint::DefaultResolver),
+    SesV2(aws_sdk_sesv2::config::endpoint::DefaultResolver),
+    Ssm(aws_sdk_ssm::config::endpoint::DefaultResolver),
 }
 
-async fn sesv2(region: &str, fips: bool, dual_stack: bool) -> Result<String, String> {
-    use aws_sdk_sesv2::config::endpoint::{DefaultResolver, Params, ResolveEndpoint};
-    let params = Params::builder().region(region).use_fips(fips).use_dual_stack(dual_stack).build();
-    let params = params.map_err(|e| e.to_string())?;
-    let endpoint = DefaultResolver::new().resolve_endpoint(&params).await.map_err(|e| e.to_string())?;
-    Ok(endpoint.url().to_owned())
-}
-
-async fn ssm(region: &str, fips: bool, dual_stack: bool) -> Result<String, String> {
-    use aws_sdk_ssm::config::endpoint::{DefaultResolver, Params, ResolveEndpoint};
-    let params = Params::builder().region(region).use_fips(fips).use_dual_stack(dual_stack).build();
-    let params = params.map_err(|e| e.to_string())?;
-    let endpoint = DefaultResolver::new().resolve_endpoint(&params).await.map_err(|e| e.to_string())?;
-    Ok(endpoint.url().to_owned())
+impl Resolver {
+    /// The URL of the endpoint, or the resolver's error.
+    async fn resolve(&self, region: &str, fips: bool, dual_stack: bool) -> Result<String, String> {
+        macro_rules! resolve {
+            ($krate:ident, $resolver:expr) => {{
+                use $krate::config::endpoint::{Params, ResolveEndpoint};
+                let params = Params::builder().region(region).use_fips(fips).use_dual_stack(dual_stack).build();
+                let params = params.map_err(|e| e.to_string())?;
+                let endpoint = $resolver.resolve_endpoint(&params).await.map_err(|e| e.to_string())?;
+                Ok(endpoint.url().to_owned())
+            }};
+        }
+        match self {
+            Resolver::DynamoDb(r) => resolve!(aws_sdk_dynamodb, r),
+            Resolver::SesV2(r) => resolve!(aws_sdk_sesv2, r),
+            Resolver::Ssm(r) => resolve!(aws_sdk_ssm, r),
+        }
+    }
 }
 
 type Endpoints = BTreeMap<(String, String, String, String), String>;
 
 /// Runs a child resolving `regions`, with `pin`'s partition pinned or with
-/// the SDK's own table, in a temporary directory of its own.
-fn resolve(regions: &[&str], pin: Option<&str>, tmp: &std::path::Path) -> Endpoints {
+/// the SDK's own table.
+fn resolve(regions: &[&str], pin: Option<&str>) -> Endpoints {
     let mut command = Command::new(std::env::current_exe().expect("this test's binary"));
-    command.env_clear().env(MODE, "resolve").env(REGIONS, regions.join(",")).env("TMPDIR", tmp);
+    command.env_clear().env(MODE, "resolve").env(REGIONS, regions.join(","));
     if let Some(region) = pin {
         command.env(PIN, region);
     }
@@ -97,10 +110,8 @@ fn resolve(regions: &[&str], pin: Option<&str>, tmp: &std::path::Path) -> Endpoi
 }
 
 fn parent() {
-    let tmp = std::env::temp_dir().join(format!("credits-partitions-test-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).expect("a temporary directory");
     let regions: Vec<&str> = credits::sdk::partition::regions().collect();
-    let sdk = resolve(&regions, None, &tmp);
+    let sdk = resolve(&regions, None);
     assert_eq!(sdk.len(), regions.len() * 3 * 4);
     // Regions of two partitions: a table pinned for one answers the other
     // differently from the SDK's own table.
@@ -109,7 +120,7 @@ fn parent() {
     let mut compared = 0;
     for region in &regions {
         let probe = if region.starts_with("cn-") || region.starts_with("aws-cn") { aws } else { cn };
-        let pinned = resolve(&[region, probe], Some(region), &tmp);
+        let pinned = resolve(&[region, probe], Some(region));
         for ((service, r, fips, dual_stack), endpoint) in &pinned {
             let expected = &sdk.get(&(service.clone(), r.clone(), fips.clone(), dual_stack.clone()));
             if r == region {
@@ -121,11 +132,6 @@ fn parent() {
         assert_ne!(probed, &sdk[&key("dynamodb", probe)], "pinned for {region}, the SDK still used its own table");
     }
     assert_eq!(compared, regions.len() * 3 * 4);
-    // One file per pinned table, nothing half-written left.
-    let files: Vec<_> = std::fs::read_dir(&tmp).expect("the directory").map(|e| e.expect("an entry").path()).collect();
-    assert_eq!(files.len(), regions.len(), "{files:?}");
-    assert!(files.iter().all(|f| f.extension().is_some_and(|e| e == "json")), "{files:?}");
-    std::fs::remove_dir_all(&tmp).expect("removed");
     println!("partitions: {} regions, {compared} endpoints the same pinned and not", regions.len());
 }
 

@@ -115,8 +115,8 @@ async fn main() -> Result<(), Error> {
     credits::telemetry::init();
     let sdk = credits::sdk::from_env()?;
     let clients = Clients {
-        dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
-        ses: aws_sdk_sesv2::Client::new(&sdk),
+        dynamodb: credits::sdk::partition::build(&sdk, aws_sdk_dynamodb::Client::new),
+        ses: credits::sdk::partition::build(&sdk, aws_sdk_sesv2::Client::new),
         table: var("TABLE_NAME")?,
         sender: var("SENDER_EMAIL")?,
     };

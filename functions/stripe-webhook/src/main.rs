@@ -8,7 +8,7 @@ async fn main() -> Result<(), Error> {
     telemetry::init();
     let sdk = credits::sdk::from_env()?;
     let app = App::from_sdk(&sdk, Mail::Required)?;
-    let ssm = aws_sdk_ssm::Client::new(&sdk);
+    let ssm = credits::sdk::partition::build(&sdk, aws_sdk_ssm::Client::new);
     let stripe = match stripe_webhook::settings_from_env(&app, &ssm).await {
         Ok(stripe) => stripe,
         Err(e) => {

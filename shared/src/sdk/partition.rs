@@ -4,24 +4,25 @@
 //! When the first client of each SDK crate (DynamoDB, SES v2, Systems
 //! Manager) is built, its endpoint resolver parses the crate's table of every
 //! AWS partition (`aws`, `aws-cn`, `aws-us-gov`, the ISO partitions, ...)
-//! from JSON and compiles a regular expression for each: about 0.1 ms of
-//! every cold start per crate, to learn the DNS suffix of one region. The
-//! SDK reads that table from the file named by
+//! from JSON and compiles a regular expression for each, to learn the DNS
+//! suffix of one region. The SDK reads that table from the file named by
 //! `SMITHY_CLIENT_SDK_CUSTOM_PARTITION` instead when the variable is set (it
-//! is there for regions not yet public). So [`pin`], called by
-//! [`super::from_env`] before any client is built, writes the one partition
-//! that lists the function's region, with that region alone, to a file in
-//! the temporary directory, and names it there.
+//! is there for regions not yet public). So [`build`] builds a client with
+//! the variable naming a pipe of this process's that holds the one
+//! partition that lists the region, with that region alone, and removes the
+//! variable again: nothing is written to disk, and a client built any other
+//! way gets the SDK's own table.
 //!
 //! The endpoints are the ones the full table gives: the table below is the
 //! SDK's own, copied, and `shared/tests/partitions.rs` compares every
 //! region's endpoints (with and without FIPS and dual-stack) through each SDK
 //! crate, pinned and not. A region the table does not list (a new one), a
-//! variable the deployment has already set, or a file that cannot be written
+//! variable the deployment has set, or a system without `/proc/self/fd`
 //! leaves the SDK's own table in use, as if this module were not there.
 
+use aws_types::sdk_config::SdkConfig;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::os::fd::AsRawFd;
 
 /// The variable the SDK reads the partition table's file from.
 pub const PARTITION_FILE_ENV: &str = "SMITHY_CLIENT_SDK_CUSTOM_PARTITION";
@@ -141,79 +142,59 @@ pub fn table(region: &str) -> Option<String> {
     ))
 }
 
-/// Writes the partition table of `region` to the temporary directory and
-/// names it in [`PARTITION_FILE_ENV`], for the SDK clients built after this
-/// in this process. Returns the file, or `None` where the SDK's own table
-/// stays in use (see the module's documentation).
-pub fn pin(region: &str) -> Option<PathBuf> {
-    if std::env::var_os(PARTITION_FILE_ENV).is_some() {
-        return None;
+/// Builds one SDK client, `client(sdk)`, with the partition of `sdk`'s
+/// region pinned for it (see the module's documentation): for example
+/// `partition::build(&sdk, aws_sdk_dynamodb::Client::new)`. Call it at a cold
+/// start, before any other thread runs: it sets and removes a variable of
+/// the process's environment.
+pub fn build<C>(sdk: &SdkConfig, client: impl FnOnce(&SdkConfig) -> C) -> C {
+    let _pinned = match std::env::var_os(PARTITION_FILE_ENV) {
+        Some(_) => None,
+        None => sdk.region().and_then(|region| table(region.as_ref())).and_then(|table| Pinned::new(&table)),
+    };
+    client(sdk)
+}
+
+/// A pipe holding a partition table, named in [`PARTITION_FILE_ENV`] while it
+/// lives. The SDK reads a table once per crate, and a pipe once: each client
+/// build has its own.
+struct Pinned {
+    /// Held open: its descriptor is the file the variable names.
+    _reader: std::io::PipeReader,
+}
+
+impl Pinned {
+    fn new(table: &str) -> Option<Pinned> {
+        match Pinned::offer(table) {
+            Ok(pinned) => Some(pinned),
+            Err(e) => {
+                tracing::debug!(error = %e, "the SDK's whole partition table is used");
+                None
+            }
+        }
     }
-    let table = table(region)?;
-    match write(&std::env::temp_dir(), &table) {
-        Ok(path) => {
-            std::env::set_var(PARTITION_FILE_ENV, &path);
-            Some(path)
+
+    fn offer(table: &str) -> std::io::Result<Pinned> {
+        // Written whole before anyone reads: it must fit in the pipe's buffer
+        // (4 KiB at the least; a table is about 300 bytes).
+        if table.len() > 4096 {
+            return Err(std::io::Error::other("the partition table is larger than a pipe holds"));
         }
-        Err(e) => {
-            tracing::debug!(error = %e, "the SDK's whole partition table stays in use");
-            None
-        }
+        let (reader, mut writer) = std::io::pipe()?;
+        writer.write_all(table.as_bytes())?;
+        drop(writer); // so that a reader meets the end of the table
+        let path = format!("/proc/self/fd/{}", reader.as_raw_fd());
+        // Without /proc (macOS) the SDK could not open it, and would panic.
+        std::fs::metadata(&path)?;
+        std::env::set_var(PARTITION_FILE_ENV, &path);
+        Ok(Pinned { _reader: reader })
     }
 }
 
-/// Writes `table` into `dir` under a name made from its content, so that
-/// every process with the same table shares one file, and atomically: it is
-/// written to a file of this process's own, then renamed, so that a process
-/// starting beside this one never reads half of it. A file of that name that
-/// belongs to another user is not replaced (the sticky temporary directory
-/// refuses the rename) and fails the write; one of this user's that already
-/// holds the table (an earlier start's) is used as it is.
-fn write(dir: &Path, table: &str) -> std::io::Result<PathBuf> {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    table.hash(&mut hasher);
-    let name = format!("credits-sdk-partition-{:016x}", hasher.finish());
-    let path = dir.join(format!("{name}.json"));
-    // Replacing a file costs more than reading it: 0.1 ms of a cold start here.
-    if holds(&path, table) {
-        return Ok(path);
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        std::env::remove_var(PARTITION_FILE_ENV);
     }
-    let staging = dir.join(format!("{name}.{}.tmp", std::process::id()));
-    // A new file only: never one planted at that name, nor a link's target.
-    let create = || std::fs::OpenOptions::new().write(true).create_new(true).open(&staging);
-    let written = create()
-        .or_else(|e| match e.kind() {
-            // Left by an earlier process of the same id that stopped halfway.
-            std::io::ErrorKind::AlreadyExists => std::fs::remove_file(&staging).and_then(|()| create()),
-            _ => Err(e),
-        })
-        .and_then(|mut file| file.write_all(table.as_bytes()))
-        .and_then(|()| std::fs::rename(&staging, &path));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&staging);
-    }
-    written.map(|()| path)
-}
-
-/// Whether `path` is a plain file of this process's user holding `table`.
-/// Only its owner (or root) can change it in the sticky temporary directory.
-#[cfg(unix)]
-fn holds(path: &Path, table: &str) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    // `/proc/self` belongs to the process's effective user (on Linux).
-    let Ok(me) = std::fs::metadata("/proc/self") else { return false };
-    match std::fs::symlink_metadata(path) {
-        Ok(file) if file.is_file() && file.uid() == me.uid() && file.len() == table.len() as u64 => {
-            std::fs::read(path).is_ok_and(|held| held == table.as_bytes())
-        }
-        _ => false,
-    }
-}
-
-#[cfg(not(unix))]
-fn holds(_: &Path, _: &str) -> bool {
-    false
 }
 
 #[cfg(test)]
@@ -241,6 +222,7 @@ mod tests {
         for region in regions() {
             let table: serde_json::Value = serde_json::from_str(&table(region).unwrap()).unwrap();
             assert_eq!(table["partitions"][0]["regions"].as_object().unwrap().len(), 1, "{region}");
+            assert!(table.to_string().len() < 4096, "{region}");
         }
     }
 
@@ -251,70 +233,20 @@ mod tests {
         }
     }
 
+    // The variable itself is tested by tests/partitions.rs, in processes of
+    // its own: setting it here would race the other tests' threads.
     #[test]
-    fn the_file_is_written_whole_under_a_name_of_its_content() {
-        let dir = std::env::temp_dir().join(format!("credits-partition-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+    fn the_pipe_holds_the_table_for_every_reader_that_opens_it_first() {
         let table = table("us-west-2").unwrap();
-        let path = write(&dir, &table).unwrap();
+        let (reader, mut writer) = std::io::pipe().unwrap();
+        writer.write_all(table.as_bytes()).unwrap();
+        drop(writer);
+        let path = format!("/proc/self/fd/{}", reader.as_raw_fd());
+        // The SDK's read: the whole table, then the end of it.
         assert_eq!(std::fs::read_to_string(&path).unwrap(), table);
-        // The same table again: the same file, still whole; another: another file.
-        assert_eq!(write(&dir, &table).unwrap(), path);
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), table);
-        let other = write(&dir, &super::table("us-gov-west-1").unwrap()).unwrap();
-        assert_ne!(other, path);
-        // Nothing but the two tables is left behind, and a staging file an
-        // interrupted process left does not stop the next.
-        let staging = dir.join(format!("{}.{}.tmp", path.file_stem().unwrap().to_str().unwrap(), std::process::id()));
-        std::fs::remove_file(&path).unwrap();
-        std::fs::write(&staging, "{").unwrap();
-        assert_eq!(write(&dir, &table).unwrap(), path);
-        let mut left: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
-        left.sort();
-        let mut expected = vec![path.clone(), other];
-        expected.sort();
-        assert_eq!(left, expected);
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), table);
-
-        // A file of that name holding something else, even as long, or a
-        // link to the right content, is replaced by the table itself.
-        std::fs::write(&path, table.replace("amazonaws.com", "amazonaws.org")).unwrap();
-        assert_eq!(write(&dir, &table).unwrap(), path);
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), table);
-        let elsewhere = dir.join("elsewhere");
-        std::fs::write(&elsewhere, &table).unwrap();
-        std::fs::remove_file(&path).unwrap();
-        std::os::unix::fs::symlink(&elsewhere, &path).unwrap();
-        assert_eq!(write(&dir, &table).unwrap(), path);
-        assert!(std::fs::symlink_metadata(&path).unwrap().is_file());
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), table);
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn a_file_already_holding_the_table_is_used_as_it_is() {
-        let dir = std::env::temp_dir().join(format!("credits-partition-reuse-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let table = table("us-east-2").unwrap();
-        let path = write(&dir, &table).unwrap();
-        assert!(holds(&path, &table));
-        assert!(!holds(&path, &super::table("us-west-1").unwrap()));
-        // Not written again: the same file (a rename would bring another).
-        use std::os::unix::fs::MetadataExt;
-        let inode = std::fs::metadata(&path).unwrap().ino();
-        assert_eq!(write(&dir, &table).unwrap(), path);
-        assert_eq!(std::fs::metadata(&path).unwrap().ino(), inode);
-        // Another content of the same length is rewritten: another file.
-        std::fs::write(&path, table.replace("us-east-2", "us-east-3")).unwrap();
-        assert_eq!(write(&dir, &table).unwrap(), path);
-        assert_ne!(std::fs::metadata(&path).unwrap().ino(), inode);
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), table);
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn a_directory_that_cannot_be_written_is_an_error() {
-        let missing = std::env::temp_dir().join(format!("credits-partition-missing-{}", std::process::id()));
-        assert!(write(&missing, &table("us-east-1").unwrap()).is_err());
+        // Read once: a second crate's read would find it empty (why each
+        // client build has its own pipe).
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
+        assert!(Pinned::offer(&"x".repeat(4097)).is_err());
     }
 }
