@@ -21,8 +21,7 @@
 //! leaves the SDK's own table in use, as if this module were not there.
 
 use aws_types::sdk_config::SdkConfig;
-use std::io::Write;
-use std::os::fd::AsRawFd;
+use std::io::{PipeReader, Write};
 
 /// The variable the SDK reads the partition table's file from.
 pub const PARTITION_FILE_ENV: &str = "SMITHY_CLIENT_SDK_CUSTOM_PARTITION";
@@ -160,7 +159,7 @@ pub fn build<C>(sdk: &SdkConfig, client: impl FnOnce(&SdkConfig) -> C) -> C {
 /// build has its own.
 struct Pinned {
     /// Held open: its descriptor is the file the variable names.
-    _reader: std::io::PipeReader,
+    _reader: PipeReader,
 }
 
 impl Pinned {
@@ -183,12 +182,24 @@ impl Pinned {
         let (reader, mut writer) = std::io::pipe()?;
         writer.write_all(table.as_bytes())?;
         drop(writer); // so that a reader meets the end of the table
-        let path = format!("/proc/self/fd/{}", reader.as_raw_fd());
+        let path = path_of(&reader)?;
         // Without /proc (macOS) the SDK could not open it, and would panic.
         std::fs::metadata(&path)?;
         std::env::set_var(PARTITION_FILE_ENV, &path);
         Ok(Pinned { _reader: reader })
     }
+}
+
+/// The name under which this process can open `reader` again.
+#[cfg(unix)]
+fn path_of(reader: &PipeReader) -> std::io::Result<String> {
+    use std::os::fd::AsRawFd;
+    Ok(format!("/proc/self/fd/{}", reader.as_raw_fd()))
+}
+
+#[cfg(not(unix))]
+fn path_of(_: &PipeReader) -> std::io::Result<String> {
+    Err(std::io::ErrorKind::Unsupported.into())
 }
 
 impl Drop for Pinned {
@@ -241,7 +252,7 @@ mod tests {
         let (reader, mut writer) = std::io::pipe().unwrap();
         writer.write_all(table.as_bytes()).unwrap();
         drop(writer);
-        let path = format!("/proc/self/fd/{}", reader.as_raw_fd());
+        let path = path_of(&reader).unwrap();
         // The SDK's read: the whole table, then the end of it.
         assert_eq!(std::fs::read_to_string(&path).unwrap(), table);
         // Read once: a second crate's read would find it empty (why each
