@@ -38,7 +38,10 @@ struct Partition {
 }
 
 /// The SDK's partition table (aws-sdk-dynamodb 1.136 and aws-sdk-sesv2 1.145
-/// carry the same one), without the regions' descriptions.
+/// carry the same one; tests/partitions.rs holds aws-sdk-ssm's to it too),
+/// without the regions' descriptions. When an SDK upgrade changes it, that
+/// test fails naming the region: copy the new table from the crate's
+/// `src/endpoint_lib.rs` (`DEFAULT_PARTITION_RESOLVER`).
 const PARTITIONS: &[Partition] = &[
     Partition {
         id: "aws",
