@@ -128,8 +128,14 @@ fn parent() {
                 compared += 1;
             }
         }
-        let probed = &pinned[&key("dynamodb", probe)];
-        assert_ne!(probed, &sdk[&key("dynamodb", probe)], "pinned for {region}, the SDK still used its own table");
+        for service in ["dynamodb", "sesv2", "ssm"] {
+            let probed = &pinned[&key(service, probe)];
+            assert_ne!(
+                probed,
+                &sdk[&key(service, probe)],
+                "pinned for {region}, {service} still used the SDK's own table"
+            );
+        }
     }
     assert_eq!(compared, regions.len() * 3 * 4);
     println!("partitions: {} regions, {compared} endpoints the same pinned and not", regions.len());
