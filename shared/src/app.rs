@@ -29,7 +29,8 @@ pub struct App {
 impl App {
     /// Reads the environment and builds the clients (endpoints, region and
     /// credentials come from the AWS SDK's own variables, [`crate::sdk`]).
-    /// A configuration error fails the cold start, logged and returned.
+    /// A configuration error fails the cold start, logged and returned. Call
+    /// it at a cold start, before other threads: see [`App::from_sdk`].
     pub fn from_env(mail: Mail) -> Result<App, ConfigError> {
         App::from_sdk(&crate::sdk::from_env()?, mail)
     }

@@ -30,19 +30,21 @@ fn main() {
 fn child() {
     let region = std::env::var(PIN).ok();
     let regions = std::env::var(REGIONS).expect("regions to resolve");
-    // The resolvers are built as the clients are, pinned for the PIN region or not.
     let sdk = credits::sdk::SdkConfig::builder()
         .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
         .region(region.clone().map(aws_types::region::Region::new))
         .build();
-    let build = |resolver: fn() -> Resolver| match &region {
-        Some(_) => credits::sdk::partition::build(&sdk, |_| resolver()),
-        None => resolver(),
-    };
+    // As the functions do: the clients built through partition::build. The
+    // resolvers made afterwards read the table their crate read then.
+    if region.is_some() {
+        credits::sdk::partition::build(&sdk, aws_sdk_dynamodb::Client::new);
+        credits::sdk::partition::build(&sdk, aws_sdk_sesv2::Client::new);
+        credits::sdk::partition::build(&sdk, aws_sdk_ssm::Client::new);
+    }
     let resolvers = [
-        ("dynamodb", build(|| Resolver::DynamoDb(aws_sdk_dynamodb::config::endpoint::DefaultResolver::new()))),
-        ("sesv2", build(|| Resolver::SesV2(aws_sdk_sesv2::config::endpoint::DefaultResolver::new()))),
-        ("ssm", build(|| Resolver::Ssm(aws_sdk_ssm::config::endpoint::DefaultResolver::new()))),
+        ("dynamodb", Resolver::DynamoDb(aws_sdk_dynamodb::config::endpoint::DefaultResolver::new())),
+        ("sesv2", Resolver::SesV2(aws_sdk_sesv2::config::endpoint::DefaultResolver::new())),
+        ("ssm", Resolver::Ssm(aws_sdk_ssm::config::endpoint::DefaultResolver::new())),
     ];
     // Each build removed the variable again.
     assert_eq!(std::env::var_os(credits::sdk::partition::PARTITION_FILE_ENV), None);

@@ -10,15 +10,18 @@
 //! is there for regions not yet public). So [`build`] builds a client with
 //! the variable naming a pipe of this process's that holds the one
 //! partition that lists the region, with that region alone, and removes the
-//! variable again: nothing is written to disk, and a client built any other
-//! way gets the SDK's own table.
+//! variable again: nothing is written to disk. The SDK keeps the table it
+//! read for the rest of the process, per crate: every later client of that
+//! crate (built through [`build`] or not) resolves with it, so a process
+//! builds its clients for one region, as the functions do.
 //!
 //! The endpoints are the ones the full table gives: the table below is the
 //! SDK's own, copied, and `shared/tests/partitions.rs` compares every
 //! region's endpoints (with and without FIPS and dual-stack) through each SDK
-//! crate, pinned and not. A region the table does not list (a new one), a
-//! variable the deployment has set, or a system without `/proc/self/fd`
-//! leaves the SDK's own table in use, as if this module were not there.
+//! crate, pinned and not. A region the table does not list (a new one) or a
+//! system without `/proc/self/fd` leaves the SDK's own table in use, as if
+//! this module were not there; a variable the deployment has set is left as
+//! it is, and its table used.
 
 use aws_types::sdk_config::SdkConfig;
 use std::io::{PipeReader, Write};
@@ -39,9 +42,11 @@ struct Partition {
 
 /// The SDK's partition table (aws-sdk-dynamodb 1.136 and aws-sdk-sesv2 1.145
 /// carry the same one; tests/partitions.rs holds aws-sdk-ssm's to it too),
-/// without the regions' descriptions. When an SDK upgrade changes it, that
-/// test fails naming the region: copy the new table from the crate's
-/// `src/endpoint_lib.rs` (`DEFAULT_PARTITION_RESOLVER`).
+/// without the regions' descriptions. When an SDK upgrade changes a listed
+/// region's partition, that test fails naming the region: copy the new table
+/// from the crate's `src/endpoint_lib.rs` (`DEFAULT_PARTITION_RESOLVER`). A
+/// region the SDK adds is not caught: it gets the SDK's whole table, correct
+/// but without the saving, until it is copied here.
 const PARTITIONS: &[Partition] = &[
     Partition {
         id: "aws",
@@ -186,8 +191,9 @@ impl Pinned {
         writer.write_all(table.as_bytes())?;
         drop(writer); // so that a reader meets the end of the table
         let path = path_of(&reader)?;
-        // Without /proc (macOS) the SDK could not open it, and would panic.
-        std::fs::metadata(&path)?;
+        // Opened as the SDK will (which panics if it cannot: without /proc,
+        // on macOS); opening does not take the table out of the pipe.
+        std::fs::File::open(&path)?;
         std::env::set_var(PARTITION_FILE_ENV, &path);
         Ok(Pinned { _reader: reader })
     }
