@@ -182,21 +182,31 @@ impl Pinned {
     }
 
     fn offer(table: &str) -> std::io::Result<Pinned> {
-        // Written whole before anyone reads: it must fit in the pipe's buffer
-        // (4 KiB at the least; a table is about 300 bytes).
-        if table.len() > 4096 {
-            return Err(std::io::Error::other("the partition table is larger than a pipe holds"));
-        }
-        let (reader, mut writer) = std::io::pipe()?;
-        writer.write_all(table.as_bytes())?;
-        drop(writer); // so that a reader meets the end of the table
-        let path = path_of(&reader)?;
+        let (reader, path) = filled_pipe(table)?;
         // Opened as the SDK will (which panics if it cannot: without /proc,
         // on macOS); opening does not take the table out of the pipe.
         std::fs::File::open(&path)?;
         std::env::set_var(PARTITION_FILE_ENV, &path);
         Ok(Pinned { _reader: reader })
     }
+}
+
+/// What a pipe holds before a writer waits for a reader: 4 KiB at the least
+/// (POSIX's `PIPE_BUF`; Linux's pipes hold 64 KiB). A table is about 300 bytes.
+const PIPE_CAPACITY: usize = 4096;
+
+/// A pipe holding `table`, its writing end closed so that a reader meets the
+/// end of the table, and the name under which this process can open it.
+fn filled_pipe(table: &str) -> std::io::Result<(PipeReader, String)> {
+    // Written whole before anyone reads: more would wait for a reader forever.
+    if table.len() > PIPE_CAPACITY {
+        return Err(std::io::Error::other("the partition table is larger than a pipe holds"));
+    }
+    let (reader, mut writer) = std::io::pipe()?;
+    writer.write_all(table.as_bytes())?;
+    drop(writer);
+    let path = path_of(&reader)?;
+    Ok((reader, path))
 }
 
 /// The name under which this process can open `reader` again.
@@ -242,7 +252,7 @@ mod tests {
         for region in regions() {
             let table: serde_json::Value = serde_json::from_str(&table(region).unwrap()).unwrap();
             assert_eq!(table["partitions"][0]["regions"].as_object().unwrap().len(), 1, "{region}");
-            assert!(table.to_string().len() < 4096, "{region}");
+            assert!(table.to_string().len() < PIPE_CAPACITY, "{region}");
         }
     }
 
@@ -256,17 +266,15 @@ mod tests {
     // The variable itself is tested by tests/partitions.rs, in processes of
     // its own: setting it here would race the other tests' threads.
     #[test]
-    fn the_pipe_holds_the_table_for_every_reader_that_opens_it_first() {
+    fn the_pipe_gives_the_table_to_its_first_reader_only() {
         let table = table("us-west-2").unwrap();
-        let (reader, mut writer) = std::io::pipe().unwrap();
-        writer.write_all(table.as_bytes()).unwrap();
-        drop(writer);
-        let path = path_of(&reader).unwrap();
+        let (_reader, path) = filled_pipe(&table).unwrap();
         // The SDK's read: the whole table, then the end of it.
         assert_eq!(std::fs::read_to_string(&path).unwrap(), table);
         // Read once: a second crate's read would find it empty (why each
         // client build has its own pipe).
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
-        assert!(Pinned::offer(&"x".repeat(4097)).is_err());
+        assert!(filled_pipe(&"x".repeat(PIPE_CAPACITY + 1)).is_err());
+        assert!(Pinned::offer(&"x".repeat(PIPE_CAPACITY + 1)).is_err());
     }
 }
