@@ -7,6 +7,9 @@
 //! pinned table lists, and one per region with that region's partition
 //! pinned, resolving it and a region of another partition (a probe, which the
 //! pinned table answers differently: the proof that it is the one in use).
+//! Two more children take the ways round the pin: a region the table does
+//! not list, which keeps the SDK's own table, and a table of the deployer's
+//! own named in the variable, which is used and left named.
 
 // A test without the test harness (clippy.toml's allowance is for #[test]s): it asserts by panicking.
 #![allow(clippy::expect_used)]
@@ -29,6 +32,7 @@ fn main() {
 /// for each: crate, region, FIPS, dual-stack, then the URL or the error.
 fn child() {
     let region = std::env::var(PIN).ok();
+    let deployers = std::env::var_os(credits::sdk::partition::PARTITION_FILE_ENV);
     let regions = std::env::var(REGIONS).expect("regions to resolve");
     let sdk = credits::sdk::SdkConfig::builder()
         .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
@@ -46,8 +50,8 @@ fn child() {
         ("sesv2", Resolver::SesV2(aws_sdk_sesv2::config::endpoint::DefaultResolver::new())),
         ("ssm", Resolver::Ssm(aws_sdk_ssm::config::endpoint::DefaultResolver::new())),
     ];
-    // Each build removed the variable again.
-    assert_eq!(std::env::var_os(credits::sdk::partition::PARTITION_FILE_ENV), None);
+    // Each build removed the variable again, or left the deployer's as it was.
+    assert_eq!(std::env::var_os(credits::sdk::partition::PARTITION_FILE_ENV), deployers);
     let runtime = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
     for region in regions.split(',') {
         for fips in [false, true] {
@@ -91,12 +95,16 @@ impl Resolver {
 type Endpoints = BTreeMap<(String, String, String, String), String>;
 
 /// Runs a child resolving `regions`, with `pin`'s partition pinned or with
-/// the SDK's own table.
-fn resolve(regions: &[&str], pin: Option<&str>) -> Endpoints {
+/// the SDK's own table, and with the variable naming `deployers` (a table
+/// file of the deployer's) if given.
+fn resolve(regions: &[&str], pin: Option<&str>, deployers: Option<&std::path::Path>) -> Endpoints {
     let mut command = Command::new(std::env::current_exe().expect("this test's binary"));
     command.env_clear().env(MODE, "resolve").env(REGIONS, regions.join(","));
     if let Some(region) = pin {
         command.env(PIN, region);
+    }
+    if let Some(file) = deployers {
+        command.env(credits::sdk::partition::PARTITION_FILE_ENV, file);
     }
     let output = command.output().expect("the child runs");
     let stdout = String::from_utf8(output.stdout).expect("UTF-8");
@@ -111,10 +119,14 @@ fn resolve(regions: &[&str], pin: Option<&str>) -> Endpoints {
         .collect()
 }
 
+/// A region of the `aws` partition's pattern that its table does not list.
+const UNLISTED: &str = "us-east-9";
+
 fn parent() {
     let regions: Vec<&str> = credits::sdk::partition::regions().collect();
-    let sdk = resolve(&regions, None);
-    assert_eq!(sdk.len(), regions.len() * 3 * 4);
+    assert!(!regions.contains(&UNLISTED));
+    let sdk = resolve(&[regions.as_slice(), &[UNLISTED]].concat(), None, None);
+    assert_eq!(sdk.len(), (regions.len() + 1) * 3 * 4);
     // Regions of two partitions: a table pinned for one answers the other
     // differently from the SDK's own table.
     let (aws, cn) = ("us-east-1", "cn-north-1");
@@ -122,7 +134,7 @@ fn parent() {
     let mut compared = 0;
     for region in &regions {
         let probe = if region.starts_with("cn-") || region.starts_with("aws-cn") { aws } else { cn };
-        let pinned = resolve(&[region, probe], Some(region));
+        let pinned = resolve(&[region, probe], Some(region), None);
         for ((service, r, fips, dual_stack), endpoint) in &pinned {
             let expected = &sdk.get(&(service.clone(), r.clone(), fips.clone(), dual_stack.clone()));
             if r == region {
@@ -141,6 +153,39 @@ fn parent() {
     }
     assert_eq!(compared, regions.len() * 3 * 4);
     println!("partitions: {} regions, {compared} endpoints the same pinned and not", regions.len());
+    unlisted_region(&sdk);
+    deployers_table(&sdk);
+}
+
+/// A region the table does not list: the SDK's own table, for it and for the probe.
+fn unlisted_region(sdk: &Endpoints) {
+    assert_eq!(credits::sdk::partition::table(UNLISTED), None);
+    let endpoints = resolve(&[UNLISTED, "cn-north-1"], Some(UNLISTED), None);
+    assert_eq!(endpoints.len(), 2 * 3 * 4);
+    for (key, endpoint) in &endpoints {
+        assert_eq!(Some(endpoint), sdk.get(key), "{key:?}, not listed");
+    }
+    println!("partitions: {UNLISTED}, not listed, resolved with the SDK's own table");
+}
+
+/// The variable set by the deployer, naming a table of their own (here
+/// us-east-1's partition with another DNS suffix): it is used, and left set.
+fn deployers_table(sdk: &Endpoints) {
+    let region = "us-east-1";
+    let table = credits::sdk::partition::table(region).expect("us-east-1 is listed");
+    let (suffix, theirs) = ("\"dnsSuffix\":\"amazonaws.com\"", "\"dnsSuffix\":\"deployer.example\"");
+    assert!(table.contains(suffix), "{table}");
+    let file = std::env::temp_dir().join(format!("partitions-test-{}.json", std::process::id()));
+    std::fs::write(&file, table.replace(suffix, theirs)).expect("the deployer's table written");
+    let endpoints = resolve(&[region], Some(region), Some(&file));
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(endpoints.len(), 3 * 4);
+    for service in ["dynamodb", "sesv2", "ssm"] {
+        let ours = &sdk[&key(service, region)];
+        assert!(ours.ends_with(".amazonaws.com"), "{ours}");
+        assert_eq!(endpoints[&key(service, region)], ours.replace(".amazonaws.com", ".deployer.example"));
+    }
+    println!("partitions: a table the deployer named was used and left named");
 }
 
 fn key(service: &str, region: &str) -> (String, String, String, String) {
