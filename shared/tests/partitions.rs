@@ -21,11 +21,37 @@ const MODE: &str = "PARTITION_TEST_CHILD";
 const PIN: &str = "PARTITION_TEST_PIN";
 const REGIONS: &str = "PARTITION_TEST_REGIONS";
 
+/// This test's one name, for test-name filters and `--list`.
+const NAME: &str = "partitions";
+
 fn main() {
     match std::env::var(MODE).as_deref() {
         Ok("resolve") => child(),
+        _ if std::env::args().any(|a| a == "--list") => println!("{NAME}: test"),
+        _ if !selected(std::env::args().skip(1)) => println!("{NAME}: filtered out"),
         _ => parent(),
     }
+}
+
+/// Whether the test harness's arguments `args` (as `cargo test FILTER --
+/// --skip X --exact` passes them) select this test: a filter it matches or
+/// none, and no `--skip` it matches.
+fn selected(mut args: impl Iterator<Item = String>) -> bool {
+    let (mut filters, mut skips, mut exact) = (Vec::new(), Vec::new(), false);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--exact" => exact = true,
+            "--skip" => skips.extend(args.next()),
+            // The harness's options that take a value.
+            "--test-threads" | "--color" | "--format" | "--logfile" | "--shuffle-seed" | "-Z" => {
+                args.next();
+            }
+            _ if arg.starts_with('-') => {}
+            _ => filters.push(arg),
+        }
+    }
+    let matches = |f: &String| if exact { NAME == f } else { NAME.contains(f.as_str()) };
+    (filters.is_empty() || filters.iter().any(matches)) && !skips.iter().any(matches)
 }
 
 /// Resolves the endpoints of `REGIONS` (comma-separated) and prints one line
