@@ -27,8 +27,17 @@ done
 
 echo "Building every function (the first time compiles the AWS SDKs; later runs reuse make test's build)..."
 source infra/lint-build.sh
-cargo build --workspace --bins --quiet
+# A lint is not a reason to refuse to serve: when the build fails, build again
+# with clippy's findings as warnings (this recompiles the workspace's own
+# crates, not the SDKs), which shows them, or the compile error that stops
+# `make run`. The first attempt's messages are shown only if it succeeds.
 mkdir -p .emulator
+if cargo build --workspace --bins --quiet 2>.emulator/run-build.log; then
+  cat .emulator/run-build.log >&2
+else
+  echo "make run: the build failed; building again with clippy's lints as warnings (make test keeps them errors)..." >&2
+  CLIPPY_ARGS= cargo build --workspace --bins --quiet
+fi
 "$py" infra/emulator.py --port "$EMULATOR_PORT" --quiet >".emulator/run-emulator.log" 2>&1 &
 emulator=$!
 watch=""
