@@ -27,7 +27,11 @@ const NAME: &str = "partitions";
 fn main() {
     match std::env::var(MODE).as_deref() {
         Ok("resolve") => child(),
-        _ if std::env::args().any(|a| a == "--list") => println!("{NAME}: test"),
+        _ if std::env::args().any(|a| a == "--list") => {
+            if selected(std::env::args().skip(1)) {
+                println!("{NAME}: test");
+            }
+        }
         _ if !selected(std::env::args().skip(1)) => println!("{NAME}: filtered out"),
         _ => parent(),
     }
@@ -179,14 +183,15 @@ fn parent() {
     }
     assert_eq!(compared, regions.len() * 3 * 4);
     println!("partitions: {} regions, {compared} endpoints the same pinned and not", regions.len());
-    unlisted_region(&sdk);
+    unlisted_region(&sdk, cn);
     deployers_table(&sdk);
 }
 
-/// A region the table does not list: the SDK's own table, for it and for the probe.
-fn unlisted_region(sdk: &Endpoints) {
+/// A region the table does not list: the SDK's own table, for it and for
+/// `probe`, a region of another partition.
+fn unlisted_region(sdk: &Endpoints, probe: &str) {
     assert_eq!(credits::sdk::partition::table(UNLISTED), None);
-    let endpoints = resolve(&[UNLISTED, "cn-north-1"], Some(UNLISTED), None);
+    let endpoints = resolve(&[UNLISTED, probe], Some(UNLISTED), None);
     assert_eq!(endpoints.len(), 2 * 3 * 4);
     for (key, endpoint) in &endpoints {
         assert_eq!(Some(endpoint), sdk.get(key), "{key:?}, not listed");
@@ -201,10 +206,10 @@ fn deployers_table(sdk: &Endpoints) {
     let table = credits::sdk::partition::table(region).expect("us-east-1 is listed");
     let (suffix, theirs) = ("\"dnsSuffix\":\"amazonaws.com\"", "\"dnsSuffix\":\"deployer.example\"");
     assert!(table.contains(suffix), "{table}");
-    let file = std::env::temp_dir().join(format!("partitions-test-{}.json", std::process::id()));
-    std::fs::write(&file, table.replace(suffix, theirs)).expect("the deployer's table written");
-    let endpoints = resolve(&[region], Some(region), Some(&file));
-    let _ = std::fs::remove_file(&file);
+    let file = TempFile(std::env::temp_dir().join(format!("partitions-test-{}.json", std::process::id())));
+    std::fs::write(&file.0, table.replace(suffix, theirs)).expect("the deployer's table written");
+    let endpoints = resolve(&[region], Some(region), Some(&file.0));
+    drop(file);
     assert_eq!(endpoints.len(), 3 * 4);
     for service in ["dynamodb", "sesv2", "ssm"] {
         let ours = &sdk[&key(service, region)];
@@ -212,6 +217,15 @@ fn deployers_table(sdk: &Endpoints) {
         assert_eq!(endpoints[&key(service, region)], ours.replace(".amazonaws.com", ".deployer.example"));
     }
     println!("partitions: a table the deployer named was used and left named");
+}
+
+/// A file removed when this is dropped, also when a failed assertion unwinds.
+struct TempFile(std::path::PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 fn key(service: &str, region: &str) -> (String, String, String, String) {
