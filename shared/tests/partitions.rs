@@ -25,15 +25,15 @@ const REGIONS: &str = "PARTITION_TEST_REGIONS";
 const NAME: &str = "partitions";
 
 fn main() {
-    match std::env::var(MODE).as_deref() {
-        Ok("resolve") => child(),
-        _ if std::env::args().any(|a| a == "--list") => {
-            if selected(std::env::args().skip(1)) {
-                println!("{NAME}: test");
-            }
-        }
-        _ if !selected(std::env::args().skip(1)) => println!("{NAME}: filtered out"),
-        _ => parent(),
+    if std::env::var(MODE).as_deref() == Ok("resolve") {
+        return child();
+    }
+    let list = std::env::args().any(|a| a == "--list");
+    match (selected(std::env::args().skip(1)), list) {
+        (true, true) => println!("{NAME}: test"),
+        (true, false) => parent(),
+        (false, true) => {}
+        (false, false) => println!("{NAME}: filtered out"),
     }
 }
 
