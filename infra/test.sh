@@ -46,4 +46,5 @@ exec bash infra/with-emulator.sh credits-test bash -c '
   wait "$chaos" || status=$?
   echo "== the fault-injection suite (small configuration)"
   cat "$log"
+  rm -f "$log"
   exit "$status"' test.sh "$@"
