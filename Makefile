@@ -36,7 +36,7 @@ chaos:
 		cargo test --quiet -p integration-tests --test chaos
 
 ## Benchmarks, printed as tables: the release binaries' request path (cold start, warm latency, CPU, RSS,
-## AWS requests; BENCH_REQUESTS to change), then the rollover (BENCH_ACCOUNTS due accounts, 20,000 by default).
+## AWS requests; BENCH_REQUESTS to change, 0 for cold starts only), then the rollover (BENCH_ACCOUNTS due accounts, 20,000 by default).
 # The hello-world is built on its own: built with the others, cargo would give it their dependencies'
 # features (1.9 MB instead of 1.6 MB). sdk-floor and http-floor are built with the functions, so they get theirs.
 bench:

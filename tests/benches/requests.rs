@@ -9,7 +9,7 @@
 use integration_tests::runtime_api::{cpu_time, peak_rss, RuntimeApi};
 use integration_tests::{app, buy, emulator::http_json, new_user, service_event};
 use serde_json::{json, Value};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const COLD_RUNS: usize = 25;
@@ -43,45 +43,74 @@ fn ms(d: Duration) -> String {
     format!("{:.2}", d.as_secs_f64() * 1e3)
 }
 
+/// A binary to start: the function it is, and the file.
+struct Binary {
+    name: &'static str,
+    path: PathBuf,
+}
+
 /// Time from process start to the first poll of the runtime API, once.
-async fn cold_start(binary: &str, endpoint: &str) -> Duration {
+async fn cold_start(binary: &Binary, endpoint: &str) -> Duration {
     let mut vars = env(endpoint);
-    if binary == "stripe-webhook" {
+    if binary.name == "stripe-webhook" {
         vars.push(("STRIPE_SECRET_PARAMETER".into(), STRIPE_SECRET_PARAMETER.into()));
     }
     let api = RuntimeApi::start().await;
     let started = std::time::Instant::now();
-    let mut child = api.spawn(&bin_dir().join(binary), &vars);
+    let mut child = api.spawn(&binary.path, &vars);
     let polled = api.first_poll(Duration::from_secs(10)).await;
     let _ = child.kill();
     let _ = child.wait();
-    polled.map(|at| at - started).unwrap_or_else(|| panic!("{binary} never polled the runtime API"))
+    polled.map(|at| at - started).unwrap_or_else(|| panic!("{} never polled the runtime API", binary.path.display()))
 }
 
-/// The median cold start of each of `binaries`, and the median of its
-/// ratios to the first binary's start in the same round. The rounds start
+/// The cold starts of each of `binaries`, `COLD_RUNS` each. The rounds start
 /// every binary once, so that each median (the hello-world's too) covers the
 /// same minutes of a noisy machine, and a round's ratio compares two starts
 /// made seconds apart. Each round starts one place further along the list,
 /// so no binary always follows the same one.
-async fn cold_starts(binaries: &[&str], endpoint: &str) -> Vec<(Duration, f64)> {
+async fn cold_starts(binaries: &[Binary], endpoint: &str) -> Vec<Vec<Duration>> {
     let mut times = vec![Vec::with_capacity(COLD_RUNS); binaries.len()];
     for round in 0..COLD_RUNS {
         for k in 0..binaries.len() {
             let i = (k + round) % binaries.len();
-            times[i].push(cold_start(binaries[i], endpoint).await);
+            times[i].push(cold_start(&binaries[i], endpoint).await);
         }
     }
-    let first = times[0].clone();
     times
-        .into_iter()
-        .map(|mut t| {
-            let mut ratios: Vec<f64> = t.iter().zip(&first).map(|(t, f)| t.as_secs_f64() / f.as_secs_f64()).collect();
-            ratios.sort_by(f64::total_cmp);
-            t.sort();
-            (percentile(&t, 0.5), percentile(&ratios, 0.5))
-        })
-        .collect()
+}
+
+/// The median of `times`, and the median of its ratios to `baseline`'s
+/// start in the same round (the paired ratio).
+fn median_and_paired(times: &[Duration], baseline: &[Duration]) -> (Duration, f64) {
+    let mut ratios: Vec<f64> = times.iter().zip(baseline).map(|(t, b)| t.as_secs_f64() / b.as_secs_f64()).collect();
+    ratios.sort_by(f64::total_cmp);
+    let mut sorted = times.to_vec();
+    sorted.sort();
+    (percentile(&sorted, 0.5), percentile(&ratios, 0.5))
+}
+
+/// One line of the cold-start table: `times` beside the hello-world's and,
+/// for a second set of binaries, beside the first set's build of the same one.
+fn print_cold_start(binary: &Binary, times: &[Duration], hello: &[Duration], first_set: Option<&[Duration]>) {
+    let (t, paired) = median_and_paired(times, hello);
+    let (h, _) = median_and_paired(hello, hello);
+    let size = std::fs::metadata(&binary.path).map(|m| m.len()).unwrap_or(0);
+    let against_first = first_set.map_or(String::new(), |first| {
+        let mut differences: Vec<f64> =
+            times.iter().zip(first).map(|(t, f)| (t.as_secs_f64() - f.as_secs_f64()) * 1e3).collect();
+        differences.sort_by(f64::total_cmp);
+        format!("   {:+.2} ms against the first set's (paired)", percentile(&differences, 0.5))
+    });
+    println!(
+        "  {:<16} {:>8} ms   {:.2}x   {:>+6.2} ms   {:.2}x paired   binary {:.1} MB{against_first}",
+        binary.name,
+        ms(t),
+        t.as_secs_f64() / h.as_secs_f64(),
+        (t.as_secs_f64() - h.as_secs_f64()) * 1e3,
+        paired,
+        size as f64 / 1e6
+    );
 }
 
 struct Warm {
@@ -175,20 +204,27 @@ async fn main() {
     let only: Option<Vec<String>> =
         std::env::var("BENCH_FUNCTIONS").ok().map(|list| list.split(',').map(|f| f.trim().to_owned()).collect());
     let wanted = |f: &str| only.as_ref().is_none_or(|only| only.iter().any(|o| o == f));
-    let binaries: Vec<&str> =
+    let names: Vec<&'static str> =
         std::iter::once("hello-lambda").chain(functions.into_iter().filter(|f| wanted(f))).collect();
-    let medians = cold_starts(&binaries, &endpoint).await;
-    let hello = medians[0].0;
-    for (binary, (t, paired)) in binaries.iter().zip(&medians) {
-        let size = std::fs::metadata(bin_dir().join(binary)).map(|m| m.len()).unwrap_or(0);
-        println!(
-            "  {binary:<16} {:>8} ms   {:.2}x   {:>+6.2} ms   {:.2}x paired   binary {:.1} MB",
-            ms(*t),
-            t.as_secs_f64() / hello.as_secs_f64(),
-            (t.as_secs_f64() - hello.as_secs_f64()) * 1e3,
-            paired,
-            size as f64 / 1e6
-        );
+    let set = |dir: &Path| -> Vec<Binary> { names.iter().map(|&name| Binary { name, path: dir.join(name) }).collect() };
+    // BENCH_COMPARE_DIR: the same binaries built another way (bench/cargo-lambda-link.sh),
+    // started in the same rounds, each set against its own hello-world.
+    let compare = std::env::var("BENCH_COMPARE_DIR").ok().map(PathBuf::from);
+    let mut binaries = set(&bin_dir());
+    binaries.extend(compare.iter().flat_map(|dir| set(dir)));
+    let all_times = cold_starts(&binaries, &endpoint).await;
+    for (group, (binaries, times)) in binaries.chunks(names.len()).zip(all_times.chunks(names.len())).enumerate() {
+        if group > 0 {
+            let dir = compare.as_deref().unwrap_or(Path::new("")).display();
+            println!("  the same, from {dir} (BENCH_COMPARE_DIR), against its own hello-world:");
+        }
+        for (i, (binary, t)) in binaries.iter().zip(times).enumerate() {
+            let first_set = (group > 0).then(|| all_times[i].as_slice());
+            print_cold_start(binary, t, &times[0], first_set);
+        }
+    }
+    if requests == 0 {
+        return; // BENCH_REQUESTS=0: cold starts only
     }
 
     // Accounts to buy and spend with.
