@@ -80,27 +80,27 @@ async fn cold_starts(binaries: &[Binary], endpoint: &str) -> Vec<Vec<Duration>> 
     times
 }
 
-/// The median of `times`, and the median of its ratios to `baseline`'s
-/// start in the same round (the paired ratio).
-fn median_and_paired(times: &[Duration], baseline: &[Duration]) -> (Duration, f64) {
-    let mut ratios: Vec<f64> = times.iter().zip(baseline).map(|(t, b)| t.as_secs_f64() / b.as_secs_f64()).collect();
-    ratios.sort_by(f64::total_cmp);
+fn median(times: &[Duration]) -> Duration {
     let mut sorted = times.to_vec();
     sorted.sort();
-    (percentile(&sorted, 0.5), percentile(&ratios, 0.5))
+    percentile(&sorted, 0.5)
+}
+
+/// The median over the rounds of `f(a's start, b's start in the same round)`.
+fn paired(a: &[Duration], b: &[Duration], f: impl Fn(f64, f64) -> f64) -> f64 {
+    let mut values: Vec<f64> = a.iter().zip(b).map(|(a, b)| f(a.as_secs_f64(), b.as_secs_f64())).collect();
+    values.sort_by(f64::total_cmp);
+    percentile(&values, 0.5)
 }
 
 /// One line of the cold-start table: `times` beside the hello-world's and,
 /// for a second set of binaries, beside the first set's build of the same one.
 fn print_cold_start(binary: &Binary, times: &[Duration], hello: &[Duration], first_set: Option<&[Duration]>) {
-    let (t, paired) = median_and_paired(times, hello);
-    let (h, _) = median_and_paired(hello, hello);
+    let (t, h) = (median(times), median(hello));
     let size = std::fs::metadata(&binary.path).map(|m| m.len()).unwrap_or(0);
     let against_first = first_set.map_or(String::new(), |first| {
-        let mut differences: Vec<f64> =
-            times.iter().zip(first).map(|(t, f)| (t.as_secs_f64() - f.as_secs_f64()) * 1e3).collect();
-        differences.sort_by(f64::total_cmp);
-        format!("   {:+.2} ms against the first set's (paired)", percentile(&differences, 0.5))
+        let difference = paired(times, first, |t, f| (t - f) * 1e3);
+        format!("   {difference:+.2} ms against the first set's (paired)")
     });
     println!(
         "  {:<16} {:>8} ms   {:.2}x   {:>+6.2} ms   {:.2}x paired   binary {:.1} MB{against_first}",
@@ -108,7 +108,7 @@ fn print_cold_start(binary: &Binary, times: &[Duration], hello: &[Duration], fir
         ms(t),
         t.as_secs_f64() / h.as_secs_f64(),
         (t.as_secs_f64() - h.as_secs_f64()) * 1e3,
-        paired,
+        paired(times, hello, |t, h| t / h),
         size as f64 / 1e6
     );
 }
@@ -212,15 +212,15 @@ async fn main() {
     let compare = std::env::var("BENCH_COMPARE_DIR").ok().map(PathBuf::from);
     let mut binaries = set(&bin_dir());
     binaries.extend(compare.iter().flat_map(|dir| set(dir)));
-    let all_times = cold_starts(&binaries, &endpoint).await;
-    for (group, (binaries, times)) in binaries.chunks(names.len()).zip(all_times.chunks(names.len())).enumerate() {
-        if group > 0 {
-            let dir = compare.as_deref().unwrap_or(Path::new("")).display();
-            println!("  the same, from {dir} (BENCH_COMPARE_DIR), against its own hello-world:");
-        }
-        for (i, (binary, t)) in binaries.iter().zip(times).enumerate() {
-            let first_set = (group > 0).then(|| all_times[i].as_slice());
-            print_cold_start(binary, t, &times[0], first_set);
+    let times = cold_starts(&binaries, &endpoint).await;
+    let n = names.len();
+    for (binary, t) in binaries.iter().zip(&times).take(n) {
+        print_cold_start(binary, t, &times[0], None);
+    }
+    if let Some(dir) = &compare {
+        println!("  the same, from {} (BENCH_COMPARE_DIR), against its own hello-world:", dir.display());
+        for ((binary, t), first_set) in binaries[n..].iter().zip(&times[n..]).zip(&times) {
+            print_cold_start(binary, t, &times[n], Some(first_set));
         }
     }
     if requests == 0 {
