@@ -43,15 +43,18 @@ fn ms(d: Duration) -> String {
     format!("{:.2}", d.as_secs_f64() * 1e3)
 }
 
-/// A binary to start: the function it is, and the file.
+/// A binary to start: the function it is, the file, and any variables of
+/// its own beside the deployed environment.
 struct Binary {
     name: &'static str,
     path: PathBuf,
+    vars: Vec<(String, String)>,
 }
 
 /// Time from process start to the first poll of the runtime API, once.
 async fn cold_start(binary: &Binary, endpoint: &str) -> Duration {
     let mut vars = env(endpoint);
+    vars.extend(binary.vars.iter().cloned());
     if binary.name == "stripe-webhook" {
         vars.push(("STRIPE_SECRET_PARAMETER".into(), STRIPE_SECRET_PARAMETER.into()));
     }
@@ -206,19 +209,35 @@ async fn main() {
     let wanted = |f: &str| only.as_ref().is_none_or(|only| only.iter().any(|o| o == f));
     let names: Vec<&'static str> =
         std::iter::once("hello-lambda").chain(functions.into_iter().filter(|f| wanted(f))).collect();
-    let set = |dir: &Path| -> Vec<Binary> { names.iter().map(|&name| Binary { name, path: dir.join(name) }).collect() };
-    // BENCH_COMPARE_DIR: the same binaries built another way (bench/cargo-lambda-link.sh),
-    // started in the same rounds, each set against its own hello-world.
+    let set = |dir: &Path, vars: &[(String, String)]| -> Vec<Binary> {
+        names.iter().map(|&name| Binary { name, path: dir.join(name), vars: vars.to_vec() }).collect()
+    };
+    // BENCH_COMPARE_DIR: the same binaries built another way (bench/cargo-lambda-link.sh), or
+    // started with the variables BENCH_COMPARE_ENV lists ("NAME=value ...",
+    // bench/cold-start-parts.sh), in the same rounds, each set against its own hello-world.
     let compare = std::env::var("BENCH_COMPARE_DIR").ok().map(PathBuf::from);
-    let mut binaries = set(&bin_dir());
-    binaries.extend(compare.iter().flat_map(|dir| set(dir)));
+    let compare_env: Vec<(String, String)> = std::env::var("BENCH_COMPARE_ENV")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(|pair| match pair.split_once('=') {
+            Some((k, v)) => (k.to_owned(), v.to_owned()),
+            None => panic!("BENCH_COMPARE_ENV: {pair:?} is not NAME=value"),
+        })
+        .collect();
+    let mut binaries = set(&bin_dir(), &[]);
+    binaries.extend(compare.iter().flat_map(|dir| set(dir, &compare_env)));
     let times = cold_starts(&binaries, &endpoint).await;
     let n = names.len();
     for (binary, t) in binaries.iter().zip(&times).take(n) {
         print_cold_start(binary, t, &times[0], None);
     }
     if let Some(dir) = &compare {
-        println!("  the same, from {} (BENCH_COMPARE_DIR), against its own hello-world:", dir.display());
+        let with: Vec<String> = compare_env.iter().map(|(k, v)| format!(" {k}={v}")).collect();
+        println!(
+            "  the same, from {}{} (BENCH_COMPARE_DIR), against its own hello-world:",
+            dir.display(),
+            with.concat()
+        );
         for ((binary, t), first_set) in binaries[n..].iter().zip(&times[n..]).zip(&times) {
             print_cold_start(binary, t, &times[n], Some(first_set));
         }

@@ -7,6 +7,11 @@
 //! update and three new items), one SES email and an UpdateItem marking it
 //! sent; its items are smaller than a purchase's, so its figures are a floor.
 //! No rules, no idempotency or ledger logic, and no log line of its own.
+//!
+//! `FLOOR_SKIP` leaves parts of its start out, to weigh them
+//! (bench/cold-start-parts.sh): `logger` (no logger installed), `ses` (no SES
+//! client), `clients` (no SDK configuration or client). Without SES an
+//! invocation stops before the email, and without clients it sends nothing.
 
 use aws_sdk_dynamodb::types::{AttributeValue, Get, Put, TransactGetItem, TransactWriteItem, Update};
 use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
@@ -15,7 +20,7 @@ use std::collections::HashMap;
 
 struct Clients {
     dynamodb: aws_sdk_dynamodb::Client,
-    ses: aws_sdk_sesv2::Client,
+    ses: Option<aws_sdk_sesv2::Client>,
     table: String,
     sender: String,
 }
@@ -75,6 +80,7 @@ async fn purchase_requests(c: &Clients, id: &str) -> Result<(), Error> {
         .send()
         .await?;
 
+    let Some(ses) = &c.ses else { return Ok(()) };
     let content = |text: &str| Content::builder().data(text).charset("UTF-8").build();
     let message = Message::builder()
         .subject(content("Your credits have arrived")?)
@@ -85,8 +91,7 @@ async fn purchase_requests(c: &Clients, id: &str) -> Result<(), Error> {
                 .build(),
         )
         .build();
-    c.ses
-        .send_email()
+    ses.send_email()
         .from_email_address(&c.sender)
         .destination(Destination::builder().to_addresses("buyer@example.com").build())
         .content(EmailContent::builder().simple(message).build())
@@ -112,18 +117,28 @@ fn var(name: &str) -> Result<String, Error> {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    credits::telemetry::init();
-    let sdk = credits::sdk::from_env()?;
-    let clients = Clients {
-        dynamodb: credits::sdk::partition::build(&sdk, aws_sdk_dynamodb::Client::new),
-        ses: credits::sdk::partition::build(&sdk, aws_sdk_sesv2::Client::new),
-        table: var("TABLE_NAME")?,
-        sender: var("SENDER_EMAIL")?,
+    let skip = std::env::var("FLOOR_SKIP").unwrap_or_default();
+    let skip = |part: &str| skip.split(',').any(|s| s.trim() == part);
+    if !skip("logger") {
+        credits::telemetry::init();
+    }
+    let clients = if skip("clients") {
+        None
+    } else {
+        let sdk = credits::sdk::from_env()?;
+        Some(Clients {
+            dynamodb: credits::sdk::partition::build(&sdk, aws_sdk_dynamodb::Client::new),
+            ses: (!skip("ses")).then(|| credits::sdk::partition::build(&sdk, aws_sdk_sesv2::Client::new)),
+            table: var("TABLE_NAME")?,
+            sender: var("SENDER_EMAIL")?,
+        })
     };
     let clients = &clients;
     run(service_fn(move |req: Request| async move {
         let id = req.lambda_context_ref().map_or("", |c| c.request_id.as_str());
-        purchase_requests(clients, id).await?;
+        if let Some(clients) = clients {
+            purchase_requests(clients, id).await?;
+        }
         Ok::<_, Error>(Response::new(lambda_http::Body::from("{}")))
     }))
     .await
