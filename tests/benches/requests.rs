@@ -212,10 +212,10 @@ async fn main() {
     let set = |dir: &Path, vars: &[(String, String)]| -> Vec<Binary> {
         names.iter().map(|&name| Binary { name, path: dir.join(name), vars: vars.to_vec() }).collect()
     };
-    // BENCH_COMPARE_DIR: the same binaries built another way (bench/cargo-lambda-link.sh), or
-    // started with the variables BENCH_COMPARE_ENV lists ("NAME=value ...",
-    // bench/cold-start-parts.sh), in the same rounds, each set against its own hello-world.
-    let compare = std::env::var("BENCH_COMPARE_DIR").ok().map(PathBuf::from);
+    // A second set, started in the same rounds, each set against its own hello-world:
+    // BENCH_COMPARE_DIR's binaries, built another way (bench/cargo-lambda-link.sh), or the
+    // same files started with the variables BENCH_COMPARE_ENV lists ("NAME=value ...",
+    // bench/cold-start-parts.sh), or both.
     let compare_env: Vec<(String, String)> = std::env::var("BENCH_COMPARE_ENV")
         .unwrap_or_default()
         .split_whitespace()
@@ -224,6 +224,8 @@ async fn main() {
             None => panic!("BENCH_COMPARE_ENV: {pair:?} is not NAME=value"),
         })
         .collect();
+    let compare =
+        std::env::var("BENCH_COMPARE_DIR").ok().map(PathBuf::from).or_else(|| (!compare_env.is_empty()).then(bin_dir));
     let mut binaries = set(&bin_dir(), &[]);
     binaries.extend(compare.iter().flat_map(|dir| set(dir, &compare_env)));
     let times = cold_starts(&binaries, &endpoint).await;
