@@ -1,5 +1,5 @@
 # The two commands a user needs: `make test` and (later) `make run`.
-.PHONY: test check chaos run demo emulator watch bench package venv fmt lint clean
+.PHONY: test check chaos run demo emulator watch bench bench-build package venv fmt lint clean
 
 ## Run every test against a fresh local emulator (installs what it needs).
 test:
@@ -37,13 +37,16 @@ chaos:
 
 ## Benchmarks, printed as tables: the release binaries' request path (cold start, warm latency, CPU, RSS,
 ## AWS requests; BENCH_REQUESTS to change, 0 for cold starts only), then the rollover (BENCH_ACCOUNTS due accounts, 20,000 by default).
-# The hello-world is built on its own: built with the others, cargo would give it their dependencies'
-# features (1.9 MB instead of 1.6 MB). sdk-floor and http-floor are built with the functions, so they get theirs.
-bench:
-	cargo build --release --bins --workspace --exclude hello-lambda --exclude integration-tests --quiet
-	cargo build --release -p hello-lambda --quiet
+bench: bench-build
 	bash infra/with-emulator.sh credits-bench cargo bench --quiet -p integration-tests --bench requests
 	bash infra/with-emulator.sh credits-bench cargo bench --quiet -p integration-tests --bench rollover
+
+## The release binaries the benchmarks start (make bench, bench/*.sh).
+# The hello-world is built on its own: built with the others, cargo would give it their dependencies'
+# features (1.9 MB instead of 1.6 MB). sdk-floor and http-floor are built with the functions, so they get theirs.
+bench-build:
+	cargo build --release --bins --workspace --exclude hello-lambda --exclude integration-tests --quiet
+	cargo build --release -p hello-lambda --quiet
 
 ## The deployable build: `sam validate --lint`, then `sam build --beta-features` (every function in release, arm64).
 package:

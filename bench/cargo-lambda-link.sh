@@ -15,10 +15,9 @@ functions="${1:-sdk-floor,purchase,spend}"
 bash infra/venv.sh local # cargo-lambda, with zig
 export PATH="$root/.venv/bin:$PATH"
 
-# As make bench builds them: the hello-world on its own, so that it does not
-# get the functions' dependencies' features.
-cargo build --release --bins --workspace --exclude hello-lambda --exclude integration-tests --quiet
-cargo build --release -p hello-lambda --quiet
+# Both as make bench builds them (make bench-build): the hello-world on its
+# own, so that it does not get the functions' dependencies' features.
+make --no-print-directory bench-build
 cargo lambda build --release --x86-64 --workspace --exclude hello-lambda --exclude integration-tests --quiet
 cargo lambda build --release --x86-64 -p hello-lambda --quiet
 

@@ -12,10 +12,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 runs="${1:-3}"
-# As make bench builds them (sdk-floor with the functions, to get their
-# dependencies' features; the hello-world on its own).
-cargo build --release --bins --workspace --exclude hello-lambda --exclude integration-tests --quiet
-cargo build --release -p hello-lambda --quiet
+make --no-print-directory bench-build # as make bench builds them
 
 # Both sets start the same files: BENCH_COMPARE_ENV alone compares a binary with itself.
 for run in $(seq "$runs"); do

@@ -235,11 +235,7 @@ async fn main() {
     }
     if let Some(dir) = &compare {
         let with: Vec<String> = compare_env.iter().map(|(k, v)| format!(" {k}={v}")).collect();
-        println!(
-            "  the same, from {}{} (BENCH_COMPARE_DIR), against its own hello-world:",
-            dir.display(),
-            with.concat()
-        );
+        println!("  the same, from {}{}, against its own hello-world:", dir.display(), with.concat());
         for ((binary, t), first_set) in binaries[n..].iter().zip(&times[n..]).zip(&times) {
             print_cold_start(binary, t, &times[n], Some(first_set));
         }
