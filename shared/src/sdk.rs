@@ -395,8 +395,16 @@ mod tests {
 
     #[test]
     fn a_ca_bundle_is_trusted_only_when_it_holds_certificates() {
-        let dir = std::env::temp_dir().join(format!("credits-ca-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
+        /// Removes the directory when the test ends, an assertion's panic included.
+        struct TempDir(std::path::PathBuf);
+        impl Drop for TempDir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+        let guard = TempDir(std::env::temp_dir().join(format!("credits-ca-{}", std::process::id())));
+        let dir = &guard.0;
+        std::fs::create_dir_all(dir).expect("temp dir");
         let good = dir.join("good.pem");
         std::fs::write(&good, AWS_ROOTS_PEM).expect("write");
         let bad = dir.join("bad.pem");
@@ -412,6 +420,5 @@ mod tests {
         assert_eq!(count(trust_store(Some(&bad))), 1);
         assert_eq!(count(trust_store(Some(&not_a_root))), 1);
         assert_eq!(count(trust_store(Some(&dir.join("missing.pem")))), 1);
-        let _ = std::fs::remove_dir_all(dir);
     }
 }
