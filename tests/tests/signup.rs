@@ -134,15 +134,31 @@ async fn a_referred_signup_rewards_the_referrer_and_emails_it() {
 #[tokio::test]
 async fn an_unknown_or_malformed_code_still_signs_up_without_a_referrer() {
     let app = app().await;
-    for code in ["ZZZZZZZZ", "hello"] {
+    let long = "x".repeat(64);
+    for code in ["ZZZZZZZZ", "hello", "ab cd", "K7M2-QX9P", "K7M2QX9P!", "ÄÖÜ", long.as_str()] {
         let user = unique("nocode");
         let a = signup(&app, json!({"user_id": user, "email": "n@example.com", "referral_code": code})).await;
-        assert_eq!(a.status, 201, "{}", a.text);
-        assert_eq!(a.json["referral"], json!({"status": "invalid_code", "referrer_bonus": 0}));
+        assert_eq!(a.status, 201, "{code:?}: {}", a.text);
+        assert_eq!(a.json["referral"], json!({"status": "invalid_code", "referrer_bonus": 0}), "{code:?}");
     }
-    let user = unique("nullcode");
-    let a = signup(&app, json!({"user_id": user, "email": "n@example.com", "referral_code": null})).await;
-    assert!(a.json["referral"].is_null(), "{}", a.text);
+    for code in [json!(null), json!(""), json!(" \t ")] {
+        let user = unique("nullcode");
+        let a = signup(&app, json!({"user_id": user, "email": "n@example.com", "referral_code": code})).await;
+        assert_eq!(a.status, 201, "{code}: {}", a.text);
+        assert!(a.json["referral"].is_null(), "{code}: {}", a.text);
+    }
+}
+
+#[tokio::test]
+async fn a_code_pasted_with_spaces_around_it_still_rewards_the_referrer() {
+    let app = app().await;
+    let (referrer, code) = new_user(&app, "free").await;
+    let friend = unique("friend");
+    let pasted = format!("  {code}\n");
+    let a = signup(&app, json!({"user_id": friend, "email": "friend@example.org", "referral_code": pasted})).await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    assert_eq!(a.json["referral"], json!({"status": "rewarded", "referrer_bonus": 250}));
+    assert_eq!(balance(&app, &referrer).await["bonus"], 250);
 }
 
 #[tokio::test]

@@ -60,10 +60,14 @@ impl Signup {
         let plan = catalogue.plan(plan_name).cloned().ok_or_else(|| {
             ApiError::field("plan", format!("unknown plan; expected one of {}", catalogue.plan_names()))
         })?;
+        // Anything up to 64 characters that is not a code this service issued
+        // is `invalid_code` and the signup goes ahead; a blank one (an empty
+        // form field) is no code at all.
         let code = match &request.referral_code {
-            Some(code) if code.is_empty() || code.len() > 64 || !code.bytes().all(|b| b.is_ascii_alphanumeric()) => {
-                return Err(ApiError::field("referral_code", "must be 1 to 64 letters and digits, or null"))
+            Some(code) if code.chars().count() > 64 => {
+                return Err(ApiError::field("referral_code", "must be at most 64 characters, or null"))
             }
+            Some(code) if code.trim().is_empty() => None,
             Some(code) => Some(canonical_code(code)),
             None => None,
         };
