@@ -49,6 +49,9 @@ async fn user_routes_without_a_subject_are_401() {
         let mut empty_sub = user_event(fixture, Some(""), "");
         empty_sub["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = json!("");
         assert_eq!(account_event(&app, &empty_sub).await.status, 401);
+        // A subject that is no user id (an identity provider's own shape) is not signed in as anyone.
+        let foreign = account_event(&app, &user_event(fixture, Some("auth0|5f7c8ec7c33c6c004bbafe82"), "")).await;
+        assert_eq!((foreign.status, foreign.code()), (401, "unauthenticated"), "{fixture}: {}", foreign.text);
     }
 }
 
@@ -101,8 +104,10 @@ async fn the_ledger_pages_newest_first_with_a_cursor() {
 async fn bad_ledger_queries_are_400() {
     let app = app().await;
     let (user, _) = new_user(&app, "free").await;
-    // Entries are numbered from 1, so no page this API returns ends above a cursor of 1.
-    for query in ["limit=0", "limit=101", "limit=ten", "cursor=abc", "cursor=0", "cursor=-3", "cursor=1", "page=2"] {
+    // Entries are numbered from 1, so no page this API returns ends above a cursor of 1; a page
+    // ends on an entry, so no cursor is above the newest (the signup's, 1, here).
+    let queries = ["limit=0", "limit=101", "limit=ten", "cursor=abc", "cursor=0", "cursor=-3", "cursor=1", "cursor=2"];
+    for query in queries.into_iter().chain(["cursor=999999", "limit=2&cursor=18446744073709551615", "page=2"]) {
         let a = account_event(&app, &user_event("ledger.json", Some(&user), query)).await;
         assert_eq!((a.status, a.code()), (400, "invalid_request"), "{query}: {}", a.text);
     }

@@ -57,16 +57,16 @@ struct Page {
 
 /// A page of the signed-in user's ledger, newest first.
 pub async fn ledger(app: &App, user: &UserId, limit: usize, cursor: Option<u64>) -> Result<Reply, ApiError> {
-    let (entries, more) = app.store.ledger(user.as_str(), cursor, limit).await?;
     // Every account has at least its signup entry, and a cursor this API
-    // returned has an entry below it: an empty page means no account, or a
-    // cursor that was never returned.
-    if entries.is_empty() {
+    // returned names an entry with another below it: no page, or an empty
+    // one, means no account, or a cursor that was never returned.
+    let Some((entries, more)) = app.store.ledger(user.as_str(), cursor, limit).await?.filter(|(e, _)| !e.is_empty())
+    else {
         if cursor.is_none() || app.store.account(user.as_str()).await?.is_none() {
             return Err(ApiError::account_not_found());
         }
         return Err(ApiError::field("cursor", "is not a cursor this API returned"));
-    }
+    };
     let next_cursor = if more { entries.last().map(|e| e.seq.to_string()) } else { None };
     Ok(Reply::Ok(to_json(&Page { entries, next_cursor })?))
 }

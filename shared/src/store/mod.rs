@@ -266,15 +266,18 @@ impl Store {
 
     /// Ledger entries of an account, newest first: up to `limit` entries
     /// numbered below `before` (all when `None`), and whether more follow.
+    /// `None` when the account has no entry numbered `before`: a page ends on
+    /// an entry, so that is no cursor a page gave. The entry is read with the
+    /// page (one more item), not on its own.
     pub async fn ledger(
         &self,
         user_id: &str,
         before: Option<u64>,
         limit: usize,
-    ) -> Result<(Vec<LedgerEntry>, bool), StoreError> {
-        let upper = match before {
-            Some(seq) => keys::ledger_sk(seq.saturating_sub(1)),
-            None => format!("{LEDGER_PREFIX}~"),
+    ) -> Result<Option<(Vec<LedgerEntry>, bool)>, StoreError> {
+        let (upper, cursor_item) = match before {
+            Some(seq) => (keys::ledger_sk(seq), 1),
+            None => (format!("{LEDGER_PREFIX}~"), 0),
         };
         let out = self
             .client
@@ -286,14 +289,20 @@ impl Store {
             .expression_attribute_values(":hi", AttributeValue::S(upper))
             .scan_index_forward(false)
             .consistent_read(true)
-            .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX))
+            .limit(i32::try_from(limit + 1 + cursor_item).unwrap_or(i32::MAX))
             .send()
             .await
             .map_err(classify)?;
         let mut entries = out.items.unwrap_or_default().iter().map(decode_entry).collect::<Result<Vec<_>, _>>()?;
+        if let Some(seq) = before {
+            if entries.first().map(|e| e.seq) != Some(seq) {
+                return Ok(None);
+            }
+            entries.remove(0);
+        }
         let more = entries.len() > limit;
         entries.truncate(limit);
-        Ok((entries, more))
+        Ok(Some((entries, more)))
     }
 
     /// A user's open holds, oldest first. Closed holds stay in the same
