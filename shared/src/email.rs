@@ -17,8 +17,10 @@ use chrono::Duration;
 /// pick it up: the request's own send normally marks it sent well before.
 pub const FIRST_SEND_GRACE: Duration = Duration::minutes(2);
 
-/// Attempts after which an email is given up on (`failed`).
-pub const MAX_ATTEMPTS: u32 = 8;
+/// Attempts after which an email is given up on (`failed`): with the backoff
+/// below, the last comes 26.5 hours after the first, so a day's outage or
+/// misconfiguration of SES loses nothing.
+pub const MAX_ATTEMPTS: u32 = 13;
 
 /// Delay before the next attempt after `attempts` failed ones: 1, 2, 4, ...
 /// minutes, at most 6 hours.
@@ -394,6 +396,12 @@ mod tests {
     fn backoff_doubles_up_to_six_hours() {
         let minutes: Vec<i64> = (1..=11).map(|a| backoff(a).num_minutes()).collect();
         assert_eq!(minutes, [1, 2, 4, 8, 16, 32, 64, 128, 256, 360, 360]);
+    }
+
+    #[test]
+    fn the_last_attempt_comes_more_than_a_day_after_the_first() {
+        let waited: i64 = (1..MAX_ATTEMPTS).map(|a| backoff(a).num_minutes()).sum();
+        assert_eq!(waited, 1591, "26.5 hours");
     }
 
     #[test]

@@ -85,7 +85,7 @@ async fn an_email_that_keeps_failing_ends_failed_after_its_last_attempt() {
     let domain = format!("{}.never.example", unique("d").to_lowercase());
     let (app, _user, id) = refused_receipt(&domain).await;
     let mut failed = 0;
-    for run in 1..=12 {
+    for run in 1..=i64::from(MAX_ATTEMPTS) + 2 {
         let report = outbox_at(&app, &at(run * 7 * 60)).await; // beyond the longest backoff each time
         failed += report["failed"].as_u64().unwrap_or(0);
     }
@@ -94,6 +94,34 @@ async fn an_email_that_keeps_failing_ends_failed_after_its_last_attempt() {
     assert_eq!(attr(&item, "status"), "failed");
     assert_eq!(attr_n(&item, "attempts"), i64::from(MAX_ATTEMPTS));
     assert!(!item.contains_key("sched_pk"), "a failed email leaves the schedule");
+}
+
+#[tokio::test]
+async fn a_throttle_right_after_the_commit_costs_the_email_no_attempt() {
+    let send = mock!(aws_sdk_sesv2::Client::send_email)
+        .sequence()
+        .error(|| {
+            SendEmailError::TooManyRequestsException(TooManyRequestsException::builder().message("slow down").build())
+        })
+        .output(|| SendEmailOutput::builder().message_id("m-1").build())
+        .build();
+    let ses = mock_client!(aws_sdk_sesv2, RuleMode::Sequential, [&send]);
+    let base = app_on_fresh_table(&[]).await;
+    let app =
+        App::new(base.config.clone(), aws_sdk_dynamodb::Client::new(&sdk_config()), ses, Mail::Required).expect("app");
+    let (user, _) = new_user(&app, "pro").await;
+    let a = buy(&app, json!({"user_id": user, "payment_id": "p1", "amount_cents": 500, "currency": "USD"})).await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let id = email_id(EmailKind::PurchaseReceipt, &[&user, "p1"]);
+    let item = outbox_item(&app, &id).await.expect("email");
+    assert_eq!((attr(&item, "status"), attr_n(&item, "attempts")), ("pending", 0));
+    assert!(attr(&item, "last_error").contains("throttled"), "{}", attr(&item, "last_error"));
+
+    let report = outbox_at(&app, &at(5)).await;
+    assert_eq!(report["sent"], 1, "{report}");
+    let item = outbox_item(&app, &id).await.expect("email");
+    assert_eq!((attr(&item, "status"), attr_n(&item, "attempts")), ("sent", 0));
+    assert_eq!(send.num_calls(), 2);
 }
 
 #[tokio::test]

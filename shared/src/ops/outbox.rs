@@ -38,10 +38,12 @@ pub async fn deliver(store: &Store, mailer: &Mailer, emails: &[OutboxEmail], now
                 }
             }
             Err(e) => {
+                // A throttle is not the email's fault: it costs no attempt.
+                let attempts = u32::from(!matches!(e, SendError::Throttled(_)));
                 let next = now + backoff(1);
                 tracing::warn!(email_id = %email.id, kind = email.kind.as_str(), %to, error = %e,
                     next_attempt_at = %format_time(next), "email not sent; left pending");
-                if let Err(e) = store.email_attempt_failed(&email.id, 1, next, &e.to_string()).await {
+                if let Err(e) = store.email_attempt_failed(&email.id, attempts, next, &e.to_string()).await {
                     tracing::warn!(email_id = %email.id, error = %e, "could not record the failed attempt");
                 }
             }
