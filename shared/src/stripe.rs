@@ -270,13 +270,21 @@ mod tests {
                 "data": {"object": {"payment_intent": "pi_1", "amount": amount, "amount_refunded": refunded}}});
             assert!(matches!(read(negative), Action::Ignore(_)), "{amount} {refunded}");
         }
-        let sub = serde_json::json!({"id": "evt_4", "type": "customer.subscription.updated", "created": 1,
-            "data": {"object": {"id": "sub_1", "status": "active", "metadata": {"user_id": "alice"},
-                "items": {"data": [{"price": {"id": "price_pro"}}]}}}});
-        assert_eq!(
-            read(sub),
-            Action::PlanChange { subscription_id: "sub_1".into(), user_id: "alice".into(), plan: "pro".into() }
-        );
+        let sub = |status: &str| {
+            serde_json::json!({"id": "evt_4", "type": "customer.subscription.updated", "created": 1,
+                "data": {"object": {"id": "sub_1", "status": status, "metadata": {"user_id": "alice"},
+                    "items": {"data": [{"price": {"id": "price_pro"}}]}}}})
+        };
+        for status in ["active", "trialing"] {
+            assert_eq!(
+                read(sub(status)),
+                Action::PlanChange { subscription_id: "sub_1".into(), user_id: "alice".into(), plan: "pro".into() },
+                "{status}"
+            );
+        }
+        for status in ["past_due", "canceled", "incomplete", "unpaid"] {
+            assert!(matches!(read(sub(status)), Action::Ignore(_)), "{status}");
+        }
         let other = serde_json::json!({"id": "evt_5", "type": "invoice.paid", "created": 1, "data": {"object": {}}});
         assert!(matches!(read(other), Action::Ignore(_)));
         assert!(read_event(b"[]", &BTreeMap::new()).is_err());
