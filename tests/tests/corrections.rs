@@ -290,7 +290,7 @@ async fn a_clawback_racing_the_referred_users_upgrade_pays_and_claws_back_consis
 async fn debt_is_repaid_by_bonuses_and_cycle_grants_too() {
     let app = app_on_fresh_table(&[]).await;
     let user = unique("owes");
-    let signed = signup(&app, json!({"user_id": user, "email": format!("{user}@example.com"), "plan": "pro", "signed_up_at": "2026-01-31T10:00:00Z"})).await;
+    let signed = signup(&app, json!({"user_id": user, "email": format!("{user}@example.com"), "plan": "pro", "signed_up_at": "2097-01-31T10:00:00Z"})).await;
     let code = signed.json["account"]["referral_code"].as_str().expect("code").to_owned();
     let payment = unique("pay");
     assert_eq!(buy(&app, purchase(&user, &payment, 2_000)).await.status, 201); // flexible 6,000
@@ -310,10 +310,10 @@ async fn debt_is_repaid_by_bonuses_and_cycle_grants_too() {
         (Some("referral_bonus"), Some(0), Some(-250))
     );
 
-    rollover_at(&app, "2026-02-28T10:00:00Z", 0).await; // a cycle grant of 5,000 repays 5,000
+    rollover_at(&app, "2097-02-28T10:00:00Z", 0).await; // a cycle grant of 5,000 repays 5,000
     let after = balance(&app, &user).await;
     assert_eq!((after["plan"].as_i64(), after["debt"].as_i64()), (Some(0), Some(750)));
-    rollover_at(&app, "2026-03-31T10:00:00Z", 0).await;
+    rollover_at(&app, "2097-03-31T10:00:00Z", 0).await;
     let after = balance(&app, &user).await;
     assert_eq!((after["plan"].as_i64(), after["debt"].as_i64()), (Some(4_250), Some(0)));
     assert_ledger_explains_balance(&app, &user).await;

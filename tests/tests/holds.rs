@@ -167,7 +167,7 @@ async fn racing_holds_spends_and_captures_never_overspend() {
 async fn plan_credits_whose_cycle_ended_while_held_expire_at_capture() {
     let app = app_on_fresh_table(&[]).await;
     let user = unique("cycle");
-    let body = json!({"user_id": user, "email": format!("{user}@example.com"), "plan": "pro", "signed_up_at": "2026-01-31T10:00:00Z"});
+    let body = json!({"user_id": user, "email": format!("{user}@example.com"), "plan": "pro", "signed_up_at": "2097-01-31T10:00:00Z"});
     assert_eq!(signup(&app, body).await.status, 201);
     assert_eq!(
         buy(&app, json!({"user_id": user, "payment_id": "p", "amount_cents": 100, "currency": "USD"})).await.status,
@@ -176,7 +176,7 @@ async fn plan_credits_whose_cycle_ended_while_held_expire_at_capture() {
     let h = hold(&app, json!({"user_id": user, "hold_id": "long", "credits": 5200, "expires_in_s": 86400})).await;
     assert_eq!(h.json["hold"]["from"], json!({"plan": 5000, "bonus": 0, "flexible": 200}));
     // The rollover does not count held plan credits as remaining: nothing to expire in the bucket.
-    assert_eq!(rollover_at(&app, "2026-02-28T10:00:00Z", 0).await["rolled_over"], 1);
+    assert_eq!(rollover_at(&app, "2097-02-28T10:00:00Z", 0).await["rolled_over"], 1);
     let after = balance(&app, &user).await;
     assert_eq!((after["plan"].as_i64(), after["held"].as_i64()), (Some(5000), Some(5200)));
     let c = settle_hold(&app, "long", "capture", json!({"user_id": user, "credits": 3000})).await;

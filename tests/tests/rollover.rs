@@ -1,4 +1,9 @@
 //! The scheduled `rollover`, against the emulator, each test on its own table.
+//!
+//! A request rolls over an account whose cycle has ended by the clock before
+//! it decides (the last tests here), so the tests of the scheduled run sign
+//! their accounts up in the 2090s: not due by the clock, due at the times the
+//! tests give the run.
 
 use integration_tests::*;
 use serde_json::json;
@@ -20,10 +25,10 @@ async fn account_json(app: &credits::App, user: &str) -> serde_json::Value {
 #[tokio::test]
 async fn month_end_anchors_and_leap_years_hold_across_cycles_and_other_buckets_carry_over() {
     let app = app_on_fresh_table(&[]).await;
-    let user = signed_up(&app, "pro", "2028-01-31T10:00:00Z").await;
+    let user = signed_up(&app, "pro", "2096-01-31T10:00:00Z").await;
     // A referred friend whose own cycle is never due in this test: +250 bonus.
     let code = account_json(&app, &user).await["referral_code"].as_str().expect("code").to_owned();
-    let friend = json!({"user_id": unique("friend"), "email": "friend@example.net", "referral_code": code, "signed_up_at": "2028-04-15T00:00:00Z"});
+    let friend = json!({"user_id": unique("friend"), "email": "friend@example.net", "referral_code": code, "signed_up_at": "2096-04-15T00:00:00Z"});
     assert_eq!(signup(&app, friend).await.json["referral"]["status"], "rewarded");
     assert_eq!(
         buy(&app, json!({"user_id": user, "payment_id": "p", "amount_cents": 100, "currency": "USD"})).await.status,
@@ -31,22 +36,22 @@ async fn month_end_anchors_and_leap_years_hold_across_cycles_and_other_buckets_c
     );
     assert_eq!(spend(&app, json!({"user_id": user, "spend_id": "s", "credits": 1200})).await.status, 201);
 
-    let early = rollover_at(&app, "2028-02-29T09:59:59Z", 0).await;
+    let early = rollover_at(&app, "2096-02-29T09:59:59Z", 0).await;
     assert_eq!(early["rolled_over"], 0, "not due a second early");
-    let first = rollover_at(&app, "2028-02-29T10:00:00Z", 0).await;
+    let first = rollover_at(&app, "2096-02-29T10:00:00Z", 0).await;
     assert_eq!(first, json!({"rolled_over": 1, "cycles": 1, "errors": 0, "remaining": false}));
     let a = account_json(&app, &user).await;
     assert_eq!(
         (a["cycle_start"].as_str(), a["cycle_end"].as_str()),
-        (Some("2028-02-29T10:00:00Z"), Some("2028-03-31T10:00:00Z"))
+        (Some("2096-02-29T10:00:00Z"), Some("2096-03-31T10:00:00Z"))
     );
     assert_eq!(a["balance"], json!({"plan": 5000, "bonus": 250, "flexible": 300, "held": 0, "debt": 0, "total": 5550}));
-    assert_eq!(rollover_at(&app, "2028-02-29T10:00:00Z", 0).await["rolled_over"], 0, "once per cycle");
+    assert_eq!(rollover_at(&app, "2096-02-29T10:00:00Z", 0).await["rolled_over"], 0, "once per cycle");
 
-    let later = rollover_at(&app, "2028-05-01T00:00:00Z", 0).await;
+    let later = rollover_at(&app, "2096-05-01T00:00:00Z", 0).await;
     assert_eq!(later, json!({"rolled_over": 1, "cycles": 2, "errors": 0, "remaining": false}));
     let a = account_json(&app, &user).await;
-    assert_eq!(a["cycle_end"], "2028-05-31T10:00:00Z");
+    assert_eq!(a["cycle_end"], "2096-05-31T10:00:00Z");
     assert_eq!(a["balance"]["bonus"], 250);
     assert_eq!(a["balance"]["flexible"], 300);
     let kinds: Vec<(String, i64, String)> =
@@ -54,12 +59,12 @@ async fn month_end_anchors_and_leap_years_hold_across_cycles_and_other_buckets_c
     assert_eq!(
         kinds,
         [
-            ("expire".into(), -3800, "rollover:2028-02-29T10:00:00Z".into()),
-            ("cycle_grant".into(), 5000, "rollover:2028-02-29T10:00:00Z".into()),
-            ("expire".into(), -5000, "rollover:2028-03-31T10:00:00Z".into()),
-            ("cycle_grant".into(), 5000, "rollover:2028-03-31T10:00:00Z".into()),
-            ("expire".into(), -5000, "rollover:2028-04-30T10:00:00Z".into()),
-            ("cycle_grant".into(), 5000, "rollover:2028-04-30T10:00:00Z".into()),
+            ("expire".into(), -3800, "rollover:2096-02-29T10:00:00Z".into()),
+            ("cycle_grant".into(), 5000, "rollover:2096-02-29T10:00:00Z".into()),
+            ("expire".into(), -5000, "rollover:2096-03-31T10:00:00Z".into()),
+            ("cycle_grant".into(), 5000, "rollover:2096-03-31T10:00:00Z".into()),
+            ("expire".into(), -5000, "rollover:2096-04-30T10:00:00Z".into()),
+            ("cycle_grant".into(), 5000, "rollover:2096-04-30T10:00:00Z".into()),
         ]
     );
     assert_ledger_explains_balance(&app, &user).await;
@@ -68,26 +73,26 @@ async fn month_end_anchors_and_leap_years_hold_across_cycles_and_other_buckets_c
 #[tokio::test]
 async fn three_missed_cycles_catch_up_in_one_run_and_expire_only_what_remains() {
     let app = app_on_fresh_table(&[]).await;
-    let user = signed_up(&app, "free", "2026-01-15T08:00:00Z").await;
+    let user = signed_up(&app, "free", "2097-01-15T08:00:00Z").await;
     assert_eq!(spend(&app, json!({"user_id": user, "spend_id": "all", "credits": 1000})).await.status, 201);
-    let report = rollover_at(&app, "2026-04-20T00:00:00Z", 0).await;
+    let report = rollover_at(&app, "2097-04-20T00:00:00Z", 0).await;
     assert_eq!(report, json!({"rolled_over": 1, "cycles": 3, "errors": 0, "remaining": false}));
     let kinds: Vec<String> = ledger_kinds(&app, &user).await.into_iter().map(|(k, ..)| k).collect();
     assert_eq!(kinds, ["signup_grant", "spend", "cycle_grant", "expire", "cycle_grant", "expire", "cycle_grant"]);
-    assert_eq!(account_json(&app, &user).await["cycle_end"], "2026-05-15T08:00:00Z");
+    assert_eq!(account_json(&app, &user).await["cycle_end"], "2097-05-15T08:00:00Z");
     assert_ledger_explains_balance(&app, &user).await;
 }
 
 #[tokio::test]
 async fn a_downgrade_takes_effect_at_the_rollover_and_the_new_cycle_starts_afresh() {
     let app = app_on_fresh_table(&[]).await;
-    let user = signed_up(&app, "pro", "2026-03-10T00:00:00Z").await;
+    let user = signed_up(&app, "pro", "2097-03-10T00:00:00Z").await;
     assert_eq!(
         change_plan(&app, json!({"user_id": user, "change_id": "down", "plan": "free"})).await.json["account"]
             ["balance"]["plan"],
         5000
     );
-    rollover_at(&app, "2026-04-10T00:00:00Z", 0).await;
+    rollover_at(&app, "2097-04-10T00:00:00Z", 0).await;
     assert_eq!(account_json(&app, &user).await["balance"]["plan"], 1000, "the new plan's allowance");
     // In the new cycle the largest allowance granted is free's: pro tops up 4,000 again.
     let up = change_plan(&app, json!({"user_id": user, "change_id": "up", "plan": "pro"})).await;
@@ -98,14 +103,56 @@ async fn a_downgrade_takes_effect_at_the_rollover_and_the_new_cycle_starts_afres
 #[tokio::test]
 async fn the_referral_cap_counts_afresh_each_cycle() {
     let app = app_on_fresh_table(&[("CREDITS_CONFIG", r#"{"referral_cap_per_cycle": 1}"#)]).await;
-    let referrer = signed_up(&app, "free", "2026-01-01T00:00:00Z").await;
+    let referrer = signed_up(&app, "free", "2097-01-01T00:00:00Z").await;
     let code = account_json(&app, &referrer).await["referral_code"].as_str().expect("code").to_owned();
     let status = |a: Answer| a.json["referral"]["status"].as_str().unwrap_or("").to_owned();
-    let friend = |n: u32| json!({"user_id": unique(&format!("f{n}")), "email": format!("f{n}@example.net"), "referral_code": code, "signed_up_at": "2026-01-02T00:00:00Z"});
+    let friend = |n: u32| json!({"user_id": unique(&format!("f{n}")), "email": format!("f{n}@example.net"), "referral_code": code, "signed_up_at": "2097-01-02T00:00:00Z"});
     assert_eq!(status(signup(&app, friend(1)).await), "rewarded");
     assert_eq!(status(signup(&app, friend(2)).await), "cap_reached");
-    rollover_at(&app, "2026-02-01T00:00:00Z", 0).await;
+    rollover_at(&app, "2097-02-01T00:00:00Z", 0).await;
     assert_eq!(status(signup(&app, friend(3)).await), "rewarded");
+}
+
+/// A `signed_up_at` 40 days ago: the first cycle ended 9 to 12 days ago, the
+/// second ends 16 to 22 days from now.
+fn forty_days_ago() -> String {
+    credits::cycle::format_time(credits::cycle::now() - chrono::Duration::days(40))
+}
+
+fn kinds(entries: Vec<(String, i64, String)>) -> Vec<String> {
+    entries.into_iter().map(|(kind, ..)| kind).collect()
+}
+
+#[tokio::test]
+async fn a_request_on_an_account_whose_cycle_ended_rolls_it_over_first() {
+    let app = app_on_fresh_table(&[]).await;
+    let user = signed_up(&app, "pro", &forty_days_ago()).await;
+    let s = spend(&app, json!({"user_id": user, "spend_id": "s", "credits": 1200})).await;
+    assert_eq!(s.status, 201, "{}", s.text);
+    assert_eq!(kinds(ledger_kinds(&app, &user).await), ["signup_grant", "expire", "cycle_grant", "spend"]);
+    let a = account_json(&app, &user).await;
+    let end = a["cycle_end"].as_str().and_then(credits::cycle::parse_time).expect("cycle end");
+    assert!(end > credits::cycle::now(), "the account is current: {end}");
+    assert_eq!(a["balance"]["plan"], 3800);
+    let now = credits::cycle::format_time(credits::cycle::now());
+    assert_eq!(rollover_at(&app, &now, 0).await["rolled_over"], 0, "nothing left for the scheduled run");
+    // A replay finds its record and writes nothing more.
+    let again = spend(&app, json!({"user_id": user, "spend_id": "s", "credits": 1200})).await;
+    assert_eq!(again.status, 200, "{}", again.text);
+    assert_eq!(ledger_kinds(&app, &user).await.len(), 4);
+    assert_ledger_explains_balance(&app, &user).await;
+}
+
+#[tokio::test]
+async fn a_referrer_whose_cycle_ended_is_rolled_over_before_it_is_paid() {
+    let app = app_on_fresh_table(&[("CREDITS_CONFIG", r#"{"referral_cap_per_cycle": 1}"#)]).await;
+    let referrer = signed_up(&app, "free", &forty_days_ago()).await;
+    let code = account_json(&app, &referrer).await["referral_code"].as_str().expect("code").to_owned();
+    let friend = |n: u32| json!({"user_id": unique(&format!("f{n}")), "email": format!("f{n}@example.net"), "referral_code": code});
+    assert_eq!(signup(&app, friend(1)).await.json["referral"]["status"], "rewarded");
+    assert_eq!(kinds(ledger_kinds(&app, &referrer).await), ["signup_grant", "expire", "cycle_grant", "referral_bonus"]);
+    assert_eq!(signup(&app, friend(2)).await.json["referral"]["status"], "cap_reached", "counted in the new cycle");
+    assert_ledger_explains_balance(&app, &referrer).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 8)]

@@ -7,7 +7,10 @@
 //! 2. A record answers at once: the original body (a replay) when the
 //!    request hashes the same, 409 `idempotency_conflict` when it does not.
 //! 3. Accounts the decision needs besides the user's ([`Command::related`]:
-//!    a referrer about to be paid) are read, consistently, one by one.
+//!    a referrer about to be paid) are read, consistently, one by one. An
+//!    account read whose cycle has ended is rolled over first, as the
+//!    scheduled run would (its own transaction, exactly once), and the
+//!    request reads again.
 //! 4. The decision: the reply, the writes, the emails; or a 4xx. Routes that
 //!    can lower a balance also get the low-balance alert (`super::alerts`).
 //! 5. One `TransactWriteItems`: the record first (it must not exist), then
@@ -60,6 +63,9 @@ pub async fn execute<C: Command>(app: &App, command: &C) -> Result<Reply, ApiErr
                 snapshot.related.push(account);
             }
         }
+        if catch_up(app, &snapshot, &ctx).await {
+            continue;
+        }
         let mut effect = command.decide(&snapshot, &ctx)?;
         if C::LOWERS_BALANCE {
             super::alerts::apply(&mut effect, &snapshot, &ctx);
@@ -98,6 +104,20 @@ pub async fn execute<C: Command>(app: &App, command: &C) -> Result<Reply, ApiErr
             Err(CommitError::Store(e)) => return Err(e.into()),
         }
     }
+}
+
+/// Rolls over the accounts read whose cycle has ended, as the scheduled run
+/// would, so that no request draws plan credits that have expired or counts
+/// against a cycle that is over. Returns whether any was written (then the
+/// request reads again).
+async fn catch_up(app: &App, snapshot: &Snapshot, ctx: &Ctx<'_>) -> bool {
+    let mut written = false;
+    for account in snapshot.account.iter().chain(&snapshot.related) {
+        if account.cycle.end <= ctx.now {
+            written |= super::rollover::catch_up(&app.store, &app.config.catalogue, account.clone(), ctx.now).await > 0;
+        }
+    }
+    written
 }
 
 /// The answer to a request whose key was used before: the original body if

@@ -150,6 +150,14 @@ pub async fn run(
     report
 }
 
+/// Rolls over, before a request decides on it, an account whose cycle has
+/// ended: the scheduled run's write for that one account, now. Returns the
+/// cycles written; 0 when it could not be (logged, as by the scheduled run),
+/// and the request then goes on with the account as it is.
+pub async fn catch_up(store: &Store, catalogue: &Catalogue, account: Account, now: Time) -> u32 {
+    roll_account(store, catalogue, account, now, &Budget::unbounded()).await.cycles
+}
+
 /// Rolls one account over until it is current, one transaction per
 /// [`MAX_CYCLES_PER_WRITE`] cycles.
 async fn roll_account(
