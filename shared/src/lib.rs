@@ -18,6 +18,7 @@
 //! | email messages and the SES adapter | [`email`] |
 //! | the deployer's brand and email templates | [`letters`] |
 //! | API Gateway glue: auth, bodies, errors | [`http`] |
+//! | serving an HTTP function, its events repaired | [`runtime`] |
 //! | the AWS SDK's configuration from the environment | [`sdk`] |
 //! | Stripe webhook signatures and events | [`stripe`] |
 
@@ -38,6 +39,7 @@ pub mod options;
 pub mod plans;
 pub mod referral;
 pub mod rollover;
+pub mod runtime;
 pub mod sdk;
 pub mod store;
 pub mod stripe;

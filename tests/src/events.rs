@@ -11,9 +11,13 @@ pub fn fixture(name: &str) -> Value {
     serde_json::from_str(&text).expect("fixture is JSON")
 }
 
-/// Turns event JSON into the request lambda_http hands a handler.
+/// Turns event JSON into the request a function hands its handler: repaired
+/// as `credits::runtime::run` does, then converted by lambda_http.
 pub fn request(event: &Value) -> Request {
-    lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway v2 event")
+    let mut event: lambda_http::request::LambdaRequest =
+        serde_json::from_value(event.clone()).expect("a valid API Gateway v2 event");
+    credits::runtime::repair(&mut event);
+    event.into()
 }
 
 /// A service-route event: the fixture with this body (raw text).

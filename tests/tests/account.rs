@@ -107,7 +107,11 @@ async fn bad_ledger_queries_are_400() {
     // Entries are numbered from 1, so no page this API returns ends above a cursor of 1; a page
     // ends on an entry, so no cursor is above the newest (the signup's, 1, here).
     let queries = ["limit=0", "limit=101", "limit=ten", "cursor=abc", "cursor=0", "cursor=-3", "cursor=1", "cursor=2"];
-    for query in queries.into_iter().chain(["cursor=999999", "limit=2&cursor=18446744073709551615", "page=2"]) {
+    // Characters a URI may not hold, as a caller can send them: 400 like any other bad value.
+    let raw = ["limit=\"5\"", "cursor=<script>", "limit=5 6", "cursor=\u{e9}", "limit=5&x=\"\""];
+    for query in
+        queries.into_iter().chain(["cursor=999999", "limit=2&cursor=18446744073709551615", "page=2"]).chain(raw)
+    {
         let a = account_event(&app, &user_event("ledger.json", Some(&user), query)).await;
         assert_eq!((a.status, a.code()), (400, "invalid_request"), "{query}: {}", a.text);
     }

@@ -1,7 +1,8 @@
 //! `corrections`: `POST /v1/reversals`, `/v1/adjustments`, `/v1/referral-clawbacks` (service routes, IAM).
 
+use credits::runtime::run;
 use credits::{telemetry, App, Mail};
-use lambda_http::{run, service_fn, Error};
+use lambda_http::{service_fn, Error};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {

@@ -1,7 +1,8 @@
 //! `purchase`: `POST /v1/purchases` (service route, IAM).
 
+use credits::runtime::run;
 use credits::{telemetry, App, Mail};
-use lambda_http::{run, service_fn, Error};
+use lambda_http::{service_fn, Error};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {

@@ -1,7 +1,8 @@
 //! `referral-signup`: `POST /v1/signups` (service route, IAM).
 
+use credits::runtime::run;
 use credits::{telemetry, App, Mail};
-use lambda_http::{run, service_fn, Error};
+use lambda_http::{service_fn, Error};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {

@@ -1,7 +1,8 @@
 //! `spend`: `POST /v1/spends`, `POST /v1/holds`, `POST /v1/holds/{hold_id}/capture`, `POST /v1/holds/{hold_id}/release` (service routes, IAM).
 
+use credits::runtime::run;
 use credits::{telemetry, App, Mail};
-use lambda_http::{run, service_fn, Error};
+use lambda_http::{service_fn, Error};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {

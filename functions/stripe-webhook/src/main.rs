@@ -1,7 +1,8 @@
 //! `stripe-webhook`: `POST /v1/webhooks/stripe` (public; authenticity comes from the Stripe signature).
 
+use credits::runtime::run;
 use credits::{telemetry, App, Mail};
-use lambda_http::{run, service_fn, Error};
+use lambda_http::{service_fn, Error};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
