@@ -266,6 +266,14 @@ impl<const CAPTURE: bool> Command for Settle<CAPTURE> {
         if hold.status != HoldStatus::Open {
             return Err(closed(hold));
         }
+        // Past its time the hold is the expiry's, whether or not the sweep has
+        // run: the same capture gets the same answer. A release still may.
+        if CAPTURE && hold.expires_at <= ctx.now {
+            return Err(ApiError::hold_closed(format!(
+                "this hold expired at {}; its credits are being released",
+                crate::cycle::format_time(hold.expires_at)
+            )));
+        }
         if self.credits > hold.credits {
             return Err(ApiError::field("credits", format!("must be at most the hold's {} credits", hold.credits)));
         }
@@ -531,7 +539,8 @@ mod tests {
 
     #[test]
     fn closed_unknown_and_oversized_settlements_get_the_contracts_answers() {
-        let now = crate::cycle::now();
+        // Within the open hold's hour (it is placed at its cycle's start, 2026-01-31T10:00:00Z).
+        let now = crate::cycle::parse_time("2026-01-31T10:30:00Z").expect("time");
         let err = settle_with(&capture(10), None, Balance::default(), now).expect_err("unknown");
         assert_eq!((err.status, err.code), (404, "hold_not_found"));
         let mut released = open_hold(crate::balance::Parts { plan: 0, bonus: 0, flexible: 100 });
@@ -549,6 +558,21 @@ mod tests {
         assert_eq!((err.status, err.code), (400, "invalid_request"));
         assert_eq!(capture(5).mismatch().code, "hold_closed");
         assert_eq!(release().mismatch().code, "hold_closed");
+    }
+
+    #[test]
+    fn past_its_expiry_a_hold_can_be_released_but_not_captured() {
+        let open = open_hold(crate::balance::Parts { plan: 0, bonus: 0, flexible: 100 });
+        let held = Balance { held: 100, ..Balance::default() };
+        let before = open.expires_at - chrono::Duration::seconds(1);
+        assert!(settle_with(&capture(10), Some(open.clone()), held, before).is_ok());
+        for late in [open.expires_at, open.expires_at + chrono::Duration::minutes(1)] {
+            let err = settle_with(&capture(10), Some(open.clone()), held, late).expect_err("expired");
+            assert_eq!((err.status, err.code), (409, "hold_closed"));
+            assert!(err.message.contains("expired at 2026-01-31T11:00:00Z"), "{}", err.message);
+            let released = settle_with(&release(), Some(open.clone()), held, late).expect("released");
+            assert!(released.reply.body().contains("\"status\":\"released\""), "{}", released.reply.body());
+        }
     }
 
     #[test]
