@@ -193,6 +193,23 @@ async fn plan_credits_whose_cycle_ended_while_held_expire_at_capture() {
     assert_ledger_explains_balance(&app, &user).await;
 }
 
+#[tokio::test]
+async fn the_expiry_of_a_hold_whose_cycle_ended_rolls_the_account_over_and_expires_its_plan_part() {
+    let app = app_on_fresh_table(&[]).await;
+    let user = unique("cycle");
+    let body = json!({"user_id": user, "email": format!("{user}@example.com"), "plan": "pro", "signed_up_at": "2097-01-31T10:00:00Z"});
+    assert_eq!(signup(&app, body).await.status, 201);
+    let h = hold(&app, json!({"user_id": user, "hold_id": "h", "credits": 5000, "expires_in_s": 60})).await;
+    assert_eq!(h.json["hold"]["from"], json!({"plan": 5000, "bonus": 0, "flexible": 0}));
+    // The sweep's time is past the hold's expiry and past the account's cycle end, before any rollover run.
+    assert_eq!(expire_holds_at(&app, "2097-03-01T00:00:00Z").await["expired"], 1);
+    assert_eq!(kinds(&app, &user).await, ["signup_grant", "hold", "cycle_grant", "expire"]);
+    let a = account_event(&app, &user_event("balance.json", Some(&user), "")).await.json;
+    assert_eq!(a["cycle_end"], "2097-03-31T10:00:00Z");
+    assert_eq!(a["balance"], json!({"plan": 5000, "bonus": 0, "flexible": 0, "held": 0, "debt": 0, "total": 5000}));
+    assert_ledger_explains_balance(&app, &user).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn expired_holds_are_released_once_by_racing_runs() {
     let app = app_on_fresh_table(&[]).await;

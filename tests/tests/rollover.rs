@@ -151,7 +151,37 @@ async fn a_referrer_whose_cycle_ended_is_rolled_over_before_it_is_paid() {
     let friend = |n: u32| json!({"user_id": unique(&format!("f{n}")), "email": format!("f{n}@example.net"), "referral_code": code});
     assert_eq!(signup(&app, friend(1)).await.json["referral"]["status"], "rewarded");
     assert_eq!(kinds(ledger_kinds(&app, &referrer).await), ["signup_grant", "expire", "cycle_grant", "referral_bonus"]);
-    assert_eq!(signup(&app, friend(2)).await.json["referral"]["status"], "cap_reached", "counted in the new cycle");
+    assert_ledger_explains_balance(&app, &referrer).await;
+}
+
+/// A `signed_up_at` whose account has a cycle ending at `end`: whole months
+/// before it, on the same day of the month (so no month-end clamping moves
+/// the anchor).
+fn anchored_for(end: credits::cycle::Time) -> String {
+    (1..=48)
+        .filter_map(|months| end.checked_sub_months(chrono::Months::new(months)))
+        .find(|start| chrono::Datelike::day(start) == chrono::Datelike::day(&end))
+        .map(credits::cycle::format_time)
+        .expect("a month with the same day within four years")
+}
+
+#[tokio::test]
+async fn the_referral_cap_counts_afresh_once_a_cycle_ends_before_any_rollover_run() {
+    let app = app_on_fresh_table(&[("CREDITS_CONFIG", r#"{"referral_cap_per_cycle": 1}"#)]).await;
+    let end = credits::cycle::now() + chrono::Duration::seconds(6);
+    let referrer = signed_up(&app, "free", &anchored_for(end)).await;
+    let code = account_json(&app, &referrer).await["referral_code"].as_str().expect("code").to_owned();
+    let friend = |n: u32| json!({"user_id": unique(&format!("f{n}")), "email": format!("f{n}@example.net"), "referral_code": code});
+    assert_eq!(signup(&app, friend(1)).await.json["referral"]["status"], "rewarded");
+    assert_eq!(signup(&app, friend(2)).await.json["referral"]["status"], "cap_reached");
+    assert_eq!(account_json(&app, &referrer).await["cycle_end"], credits::cycle::format_time(end), "the cycle in use");
+    let wait = (end - credits::cycle::now()).to_std().unwrap_or_default() + Duration::from_secs(1);
+    tokio::time::sleep(wait).await;
+    // The cycle has ended; no scheduled run has come. The next signup starts the new cycle's count.
+    assert_eq!(signup(&app, friend(3)).await.json["referral"]["status"], "rewarded");
+    assert_eq!(signup(&app, friend(4)).await.json["referral"]["status"], "cap_reached");
+    let tail: Vec<String> = kinds(ledger_kinds(&app, &referrer).await).into_iter().rev().take(3).collect();
+    assert_eq!(tail, ["referral_bonus", "cycle_grant", "expire"]);
     assert_ledger_explains_balance(&app, &referrer).await;
 }
 

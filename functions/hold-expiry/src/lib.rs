@@ -12,7 +12,7 @@ pub async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<ExpiryReport
     let now = event_time(&event.payload)?;
     let budget = Budget::new(Deadline::from_context_ms(event.context.deadline));
     let started = std::time::Instant::now();
-    let report = expire_due(&app.store, now, &budget).await;
+    let report = expire_due(&app.store, &app.config.catalogue, now, &budget).await;
     tracing::info!(
         time = %credits::cycle::format_time(now),
         expired = report.expired,

@@ -63,7 +63,7 @@ pub async fn execute<C: Command>(app: &App, command: &C) -> Result<Reply, ApiErr
                 snapshot.related.push(account);
             }
         }
-        if catch_up(app, &snapshot, &ctx).await {
+        if catch_up(app, &snapshot, &ctx).await? {
             continue;
         }
         let mut effect = command.decide(&snapshot, &ctx)?;
@@ -106,18 +106,35 @@ pub async fn execute<C: Command>(app: &App, command: &C) -> Result<Reply, ApiErr
     }
 }
 
+/// Time a request may spend rolling accounts over: at 40 cycles a write,
+/// thousands of cycles (a `signed_up_at` centuries ago); the rest is left to
+/// a retry (503) or the scheduled run.
+const CATCH_UP_TIME: Duration = Duration::from_secs(3);
+
 /// Rolls over the accounts read whose cycle has ended, as the scheduled run
 /// would, so that no request draws plan credits that have expired or counts
-/// against a cycle that is over. Returns whether any was written (then the
-/// request reads again).
-async fn catch_up(app: &App, snapshot: &Snapshot, ctx: &Ctx<'_>) -> bool {
-    let mut written = false;
+/// against a cycle that is over. Returns whether one is now current (rolled
+/// over here or by another writer meanwhile): what was read of it is stale,
+/// and the request reads again. An account that cannot be rolled over is
+/// decided on as it is; one still behind after [`CATCH_UP_TIME`] is 503.
+async fn catch_up(app: &App, snapshot: &Snapshot, ctx: &Ctx<'_>) -> Result<bool, ApiError> {
+    use super::rollover::CatchUp;
+    let budget =
+        super::schedule::Budget::new(super::schedule::Deadline::After(CATCH_UP_TIME + super::schedule::Budget::MARGIN));
+    let mut stale = false;
     for account in snapshot.account.iter().chain(&snapshot.related) {
-        if account.cycle.end <= ctx.now {
-            written |= super::rollover::catch_up(&app.store, &app.config.catalogue, account.clone(), ctx.now).await > 0;
+        if account.cycle.end > ctx.now {
+            continue;
+        }
+        match super::rollover::catch_up(&app.store, &app.config.catalogue, account.clone(), ctx.now, &budget).await {
+            CatchUp::Current => stale = true,
+            CatchUp::Failed => {}
+            CatchUp::Behind => {
+                return Err(ApiError::unavailable("the account's ended billing cycles are still being rolled over"))
+            }
         }
     }
-    written
+    Ok(stale)
 }
 
 /// The answer to a request whose key was used before: the original body if

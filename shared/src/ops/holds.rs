@@ -8,6 +8,7 @@
 
 use super::command::{Command, Ctx, Effect, Snapshot};
 use super::execute::{execute, Retry};
+use super::rollover::CatchUp;
 use super::schedule::{persist, Budget};
 use crate::account::{Account, Change, Entries, LedgerError};
 use crate::balance::{draw, Balance, Delta};
@@ -16,6 +17,7 @@ use crate::hold::{give_back, settle, Hold, HoldStatus, HoldView};
 use crate::http::{record_user, to_json, ApiError, Reply};
 use crate::idempotency::{Canonical, Route};
 use crate::ledger::EntryKind;
+use crate::plans::Catalogue;
 use crate::store::{CommitError, Lookups, Queue, Store, Write, SCHEDULE_SHARDS};
 use crate::types::{in_range, parse_label, redact, Key, UserId};
 use crate::App;
@@ -341,7 +343,7 @@ pub struct ExpiryReport {
 /// conditioned on the hold still being open and the account's version, so a
 /// racing capture or another run either commits first (and this one finds
 /// the hold closed) or finds this one's write.
-pub async fn expire_due(store: &Store, now: Time, budget: &Budget) -> ExpiryReport {
+pub async fn expire_due(store: &Store, catalogue: &Catalogue, now: Time, budget: &Budget) -> ExpiryReport {
     let mut report = ExpiryReport::default();
     for shard in 0..SCHEDULE_SHARDS {
         let mut start = None;
@@ -366,7 +368,7 @@ pub async fn expire_due(store: &Store, now: Time, budget: &Budget) -> ExpiryRepo
                     report.remaining = true;
                     return report;
                 }
-                match expire_one(store, user_id, hold_id, now, budget).await {
+                match expire_one(store, catalogue, user_id, hold_id, now, budget).await {
                     Ok(true) => report.expired += 1,
                     Ok(false) => {}
                     Err(e) => {
@@ -386,8 +388,17 @@ pub async fn expire_due(store: &Store, now: Time, budget: &Budget) -> ExpiryRepo
 }
 
 /// Expires one hold if it is still open and due; `false` when another run
-/// or a capture or release closed it first.
-async fn expire_one(store: &Store, user_id: &str, hold_id: &str, now: Time, budget: &Budget) -> Result<bool, String> {
+/// or a capture or release closed it first. An account whose cycle has ended
+/// is rolled over first, as a request would do, so the hold's plan part of
+/// an ended cycle expires instead of coming back.
+async fn expire_one(
+    store: &Store,
+    catalogue: &Catalogue,
+    user_id: &str,
+    hold_id: &str,
+    now: Time,
+    budget: &Budget,
+) -> Result<bool, String> {
     let mut retry = Retry::new();
     loop {
         let (account, hold) = persist(budget, "hold expiry read", || store.account_and_hold(user_id, hold_id))
@@ -396,6 +407,13 @@ async fn expire_one(store: &Store, user_id: &str, hold_id: &str, now: Time, budg
         let (Some(account), Some(hold)) = (account, hold) else { return Ok(false) };
         if hold.status != HoldStatus::Open || hold.expires_at > now {
             return Ok(false);
+        }
+        if account.cycle.end <= now {
+            match super::rollover::catch_up(store, catalogue, account.clone(), now, budget).await {
+                CatchUp::Current => continue,
+                CatchUp::Behind => return Err("out of time rolling the account over first".into()),
+                CatchUp::Failed => {}
+            }
         }
         let (change, closed, _) =
             settlement(&account, &hold, None, HoldStatus::Expired, now).map_err(|e| e.to_string())?;

@@ -150,12 +150,27 @@ pub async fn run(
     report
 }
 
+/// What [`catch_up`] made of a due account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CatchUp {
+    /// Current now, rolled over by this call or by another writer first:
+    /// what was read of it is stale.
+    Current,
+    /// Still behind when `budget` ran out (thousands of cycles).
+    Behind,
+    /// It cannot be rolled over (logged, as by the scheduled run).
+    Failed,
+}
+
 /// Rolls over, before a request decides on it, an account whose cycle has
-/// ended: the scheduled run's write for that one account, now. Returns the
-/// cycles written; 0 when it could not be (logged, as by the scheduled run),
-/// and the request then goes on with the account as it is.
-pub async fn catch_up(store: &Store, catalogue: &Catalogue, account: Account, now: Time) -> u32 {
-    roll_account(store, catalogue, account, now, &Budget::unbounded()).await.cycles
+/// ended: the scheduled run's writes for that one account, now, within
+/// `budget`.
+pub async fn catch_up(store: &Store, catalogue: &Catalogue, account: Account, now: Time, budget: &Budget) -> CatchUp {
+    match roll_account(store, catalogue, account, now, budget).await.end {
+        End::Current => CatchUp::Current,
+        End::OutOfTime => CatchUp::Behind,
+        End::Failed => CatchUp::Failed,
+    }
 }
 
 /// Rolls one account over until it is current, one transaction per
