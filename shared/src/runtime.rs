@@ -64,12 +64,13 @@ pub fn repair(request: &mut LambdaRequest) {
             *query = encoded;
         }
     }
+    // lambda_http parses `{proto}://{host}{path}` and unwraps the result.
     let proto = event.headers.get("x-forwarded-proto").map(|v| v.as_bytes().to_ascii_lowercase());
     if proto.is_some_and(|p| p != b"https" && p != b"http") {
         event.headers.remove("x-forwarded-proto");
     }
-    let host_chars = |b: &u8| b.is_ascii_alphanumeric() || b"-.:[]".contains(b);
-    if event.headers.get("host").is_some_and(|h| h.is_empty() || !h.as_bytes().iter().all(host_chars)) {
+    let host = event.headers.get("host").map(|h| h.to_str().map(|h| url::Url::parse(&format!("https://{h}/"))));
+    if host.is_some_and(|parsed| !matches!(parsed, Ok(Ok(_)))) {
         event.headers.remove("host");
     }
 }
@@ -150,9 +151,12 @@ mod tests {
     #[test]
     fn without_the_repair_lambda_http_panics_on_such_an_event() {
         // If this fails, lambda_http no longer panics there, and `repair` may go.
-        for (query, headers) in
-            [("limit=\"5\"", json!({})), ("a=<b>", json!({})), ("limit=5", json!({"x-forwarded-proto": "a b"}))]
-        {
+        for (query, headers) in [
+            ("limit=\"5\"", json!({})),
+            ("a=<b>", json!({})),
+            ("limit=5", json!({"x-forwarded-proto": "a b"})),
+            ("limit=5", json!({"host": "a:99999"})),
+        ] {
             let request = event(query, headers.clone());
             let converted = std::panic::catch_unwind(move || Request::from(request).uri().to_string());
             assert!(converted.is_err(), "{query} {headers}");
@@ -165,7 +169,10 @@ mod tests {
             ("x-forwarded-proto", "no such scheme"),
             ("x-forwarded-proto", "1http"),
             ("host", "exa mple.com"),
-            ("host", "example.com/path"),
+            ("host", "example.com:abc"),
+            ("host", "a:99999"),
+            ("host", "["),
+            ("host", ":"),
             ("host", ""),
         ] {
             let request = repaired("limit=5", json!({ name: value }));
@@ -173,5 +180,7 @@ mod tests {
         }
         let kept = repaired("limit=5", json!({"x-forwarded-proto": "HTTP", "host": "localhost:9000"}));
         assert_eq!(kept.uri().to_string(), "http://localhost:9000/v1/me/ledger?limit=5");
+        let ipv6 = repaired("limit=5", json!({"host": "[::1]:9000"}));
+        assert_eq!(ipv6.uri().to_string(), "https://[::1]:9000/v1/me/ledger?limit=5");
     }
 }
