@@ -223,8 +223,21 @@ pub async fn new_referred_user(app: &App, plan: &str, code: &str) -> String {
 
 /// Signs a new user up and returns its id and referral code.
 pub async fn new_user(app: &App, plan: &str) -> (String, String) {
+    sign_up(app, plan, None).await
+}
+
+/// A new user on `plan` signed up at `signed_up_at`: (user id, referral code).
+pub async fn new_user_since(app: &App, plan: &str, signed_up_at: &str) -> (String, String) {
+    sign_up(app, plan, Some(signed_up_at)).await
+}
+
+async fn sign_up(app: &App, plan: &str, signed_up_at: Option<&str>) -> (String, String) {
     let user = unique(plan);
-    let a = signup(app, json!({"user_id": user, "email": format!("{user}@example.com"), "plan": plan})).await;
+    let mut body = json!({"user_id": user, "email": format!("{user}@example.com"), "plan": plan});
+    if let Some(at) = signed_up_at {
+        body["signed_up_at"] = json!(at);
+    }
+    let a = signup(app, body).await;
     assert_eq!(a.status, 201, "{}", a.text);
     let code = a.json["account"]["referral_code"].as_str().expect("code").to_owned();
     (user, code)

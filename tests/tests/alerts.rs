@@ -115,9 +115,7 @@ async fn holds_reversals_and_negative_adjustments_alert_too_and_credits_do_not()
 #[tokio::test]
 async fn a_new_cycle_rearms_the_alerts() {
     let app = app_on_fresh_table(&[]).await;
-    let user = unique("cycle");
-    let body = json!({"user_id": user, "email": format!("{user}@example.com"), "plan": "free", "signed_up_at": "2097-01-31T10:00:00Z"});
-    assert_eq!(signup(&app, body).await.status, 201);
+    let (user, _) = new_user_since(&app, "free", "2097-01-31T10:00:00Z").await;
     assert_eq!(spend(&app, json!({"user_id": user, "spend_id": "a", "credits": 950})).await.status, 201);
     let first = email_id(EmailKind::LowBalance, &[&user, "2097-02-28T10:00:00Z", "100"]);
     assert!(outbox_item(&app, &first).await.is_some());

@@ -289,9 +289,7 @@ async fn a_clawback_racing_the_referred_users_upgrade_pays_and_claws_back_consis
 #[tokio::test]
 async fn debt_is_repaid_by_bonuses_and_cycle_grants_too() {
     let app = app_on_fresh_table(&[]).await;
-    let user = unique("owes");
-    let signed = signup(&app, json!({"user_id": user, "email": format!("{user}@example.com"), "plan": "pro", "signed_up_at": "2097-01-31T10:00:00Z"})).await;
-    let code = signed.json["account"]["referral_code"].as_str().expect("code").to_owned();
+    let (user, code) = new_user_since(&app, "pro", "2097-01-31T10:00:00Z").await;
     let payment = unique("pay");
     assert_eq!(buy(&app, purchase(&user, &payment, 2_000)).await.status, 201); // flexible 6,000
     assert_eq!(spend(&app, json!({"user_id": user, "spend_id": "s", "credits": 11_000})).await.status, 201);

@@ -22,6 +22,12 @@ async fn verify_identity(domain: &str) {
     ses().await.create_email_identity().email_identity(domain).send().await.expect("identity created");
 }
 
+/// An app on a fresh table (real DynamoDB, the emulator) sending through `ses`.
+async fn with_ses(ses: aws_sdk_sesv2::Client) -> App {
+    let base = app_on_fresh_table(&[]).await;
+    App::new(base.config.clone(), aws_sdk_dynamodb::Client::new(&sdk_config()), ses, Mail::Required).expect("app")
+}
+
 /// A purchase whose receipt SES refused: returns (app, user, email id, now).
 async fn refused_receipt(domain: &str) -> (App, String, String) {
     remove_identity(domain).await;
@@ -105,10 +111,7 @@ async fn a_throttle_right_after_the_commit_costs_the_email_no_attempt() {
         })
         .output(|| SendEmailOutput::builder().message_id("m-1").build())
         .build();
-    let ses = mock_client!(aws_sdk_sesv2, RuleMode::Sequential, [&send]);
-    let base = app_on_fresh_table(&[]).await;
-    let app =
-        App::new(base.config.clone(), aws_sdk_dynamodb::Client::new(&sdk_config()), ses, Mail::Required).expect("app");
+    let app = with_ses(mock_client!(aws_sdk_sesv2, RuleMode::Sequential, [&send])).await;
     let (user, _) = new_user(&app, "pro").await;
     let a = buy(&app, json!({"user_id": user, "payment_id": "p1", "amount_cents": 500, "currency": "USD"})).await;
     assert_eq!(a.status, 201, "{}", a.text);
@@ -137,10 +140,7 @@ async fn ses_throttling_slows_the_run_down_without_burning_attempts() {
         .times(2)
         .output(|| SendEmailOutput::builder().message_id("m-1").build())
         .build();
-    let ses = mock_client!(aws_sdk_sesv2, RuleMode::Sequential, [&send]);
-    let base = app_on_fresh_table(&[]).await;
-    let sdk = sdk_config();
-    let app = App::new(base.config.clone(), aws_sdk_dynamodb::Client::new(&sdk), ses, Mail::Required).expect("app");
+    let app = with_ses(mock_client!(aws_sdk_sesv2, RuleMode::Sequential, [&send])).await;
     let (user, _) = new_user(&app, "pro").await;
     assert_eq!(
         buy(&app, json!({"user_id": user, "payment_id": "p1", "amount_cents": 500, "currency": "USD"})).await.status,

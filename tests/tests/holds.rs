@@ -166,9 +166,7 @@ async fn racing_holds_spends_and_captures_never_overspend() {
 #[tokio::test]
 async fn plan_credits_whose_cycle_ended_while_held_expire_at_capture() {
     let app = app_on_fresh_table(&[]).await;
-    let user = unique("cycle");
-    let body = json!({"user_id": user, "email": format!("{user}@example.com"), "plan": "pro", "signed_up_at": "2097-01-31T10:00:00Z"});
-    assert_eq!(signup(&app, body).await.status, 201);
+    let (user, _) = new_user_since(&app, "pro", "2097-01-31T10:00:00Z").await;
     assert_eq!(
         buy(&app, json!({"user_id": user, "payment_id": "p", "amount_cents": 100, "currency": "USD"})).await.status,
         201
@@ -196,9 +194,7 @@ async fn plan_credits_whose_cycle_ended_while_held_expire_at_capture() {
 #[tokio::test]
 async fn the_expiry_of_a_hold_whose_cycle_ended_rolls_the_account_over_and_expires_its_plan_part() {
     let app = app_on_fresh_table(&[]).await;
-    let user = unique("cycle");
-    let body = json!({"user_id": user, "email": format!("{user}@example.com"), "plan": "pro", "signed_up_at": "2097-01-31T10:00:00Z"});
-    assert_eq!(signup(&app, body).await.status, 201);
+    let (user, _) = new_user_since(&app, "pro", "2097-01-31T10:00:00Z").await;
     let h = hold(&app, json!({"user_id": user, "hold_id": "h", "credits": 5000, "expires_in_s": 60})).await;
     assert_eq!(h.json["hold"]["from"], json!({"plan": 5000, "bonus": 0, "flexible": 0}));
     // The sweep's time is past the hold's expiry and past the account's cycle end, before any rollover run.

@@ -9,15 +9,6 @@ use integration_tests::*;
 use serde_json::json;
 use std::time::Duration;
 
-async fn signed_up(app: &credits::App, plan: &str, at: &str) -> String {
-    let user = unique(plan);
-    let a =
-        signup(app, json!({"user_id": user, "email": format!("{user}@example.com"), "plan": plan, "signed_up_at": at}))
-            .await;
-    assert_eq!(a.status, 201, "{}", a.text);
-    user
-}
-
 async fn account_json(app: &credits::App, user: &str) -> serde_json::Value {
     account_event(app, &user_event("balance.json", Some(user), "")).await.json
 }
@@ -25,9 +16,8 @@ async fn account_json(app: &credits::App, user: &str) -> serde_json::Value {
 #[tokio::test]
 async fn month_end_anchors_and_leap_years_hold_across_cycles_and_other_buckets_carry_over() {
     let app = app_on_fresh_table(&[]).await;
-    let user = signed_up(&app, "pro", "2096-01-31T10:00:00Z").await;
+    let (user, code) = new_user_since(&app, "pro", "2096-01-31T10:00:00Z").await;
     // A referred friend whose own cycle is never due in this test: +250 bonus.
-    let code = account_json(&app, &user).await["referral_code"].as_str().expect("code").to_owned();
     let friend = json!({"user_id": unique("friend"), "email": "friend@example.net", "referral_code": code, "signed_up_at": "2096-04-15T00:00:00Z"});
     assert_eq!(signup(&app, friend).await.json["referral"]["status"], "rewarded");
     assert_eq!(
@@ -73,7 +63,7 @@ async fn month_end_anchors_and_leap_years_hold_across_cycles_and_other_buckets_c
 #[tokio::test]
 async fn three_missed_cycles_catch_up_in_one_run_and_expire_only_what_remains() {
     let app = app_on_fresh_table(&[]).await;
-    let user = signed_up(&app, "free", "2097-01-15T08:00:00Z").await;
+    let user = new_user_since(&app, "free", "2097-01-15T08:00:00Z").await.0;
     assert_eq!(spend(&app, json!({"user_id": user, "spend_id": "all", "credits": 1000})).await.status, 201);
     let report = rollover_at(&app, "2097-04-20T00:00:00Z", 0).await;
     assert_eq!(report, json!({"rolled_over": 1, "cycles": 3, "errors": 0, "remaining": false}));
@@ -86,7 +76,7 @@ async fn three_missed_cycles_catch_up_in_one_run_and_expire_only_what_remains() 
 #[tokio::test]
 async fn a_downgrade_takes_effect_at_the_rollover_and_the_new_cycle_starts_afresh() {
     let app = app_on_fresh_table(&[]).await;
-    let user = signed_up(&app, "pro", "2097-03-10T00:00:00Z").await;
+    let user = new_user_since(&app, "pro", "2097-03-10T00:00:00Z").await.0;
     assert_eq!(
         change_plan(&app, json!({"user_id": user, "change_id": "down", "plan": "free"})).await.json["account"]
             ["balance"]["plan"],
@@ -103,8 +93,7 @@ async fn a_downgrade_takes_effect_at_the_rollover_and_the_new_cycle_starts_afres
 #[tokio::test]
 async fn the_referral_cap_counts_afresh_each_cycle() {
     let app = app_on_fresh_table(&[("CREDITS_CONFIG", r#"{"referral_cap_per_cycle": 1}"#)]).await;
-    let referrer = signed_up(&app, "free", "2097-01-01T00:00:00Z").await;
-    let code = account_json(&app, &referrer).await["referral_code"].as_str().expect("code").to_owned();
+    let (_, code) = new_user_since(&app, "free", "2097-01-01T00:00:00Z").await;
     let status = |a: Answer| a.json["referral"]["status"].as_str().unwrap_or("").to_owned();
     let friend = |n: u32| json!({"user_id": unique(&format!("f{n}")), "email": format!("f{n}@example.net"), "referral_code": code, "signed_up_at": "2097-01-02T00:00:00Z"});
     assert_eq!(status(signup(&app, friend(1)).await), "rewarded");
@@ -126,7 +115,7 @@ fn kinds(entries: Vec<(String, i64, String)>) -> Vec<String> {
 #[tokio::test]
 async fn a_request_on_an_account_whose_cycle_ended_rolls_it_over_first() {
     let app = app_on_fresh_table(&[]).await;
-    let user = signed_up(&app, "pro", &forty_days_ago()).await;
+    let user = new_user_since(&app, "pro", &forty_days_ago()).await.0;
     let s = spend(&app, json!({"user_id": user, "spend_id": "s", "credits": 1200})).await;
     assert_eq!(s.status, 201, "{}", s.text);
     assert_eq!(kinds(ledger_kinds(&app, &user).await), ["signup_grant", "expire", "cycle_grant", "spend"]);
@@ -146,8 +135,7 @@ async fn a_request_on_an_account_whose_cycle_ended_rolls_it_over_first() {
 #[tokio::test]
 async fn a_referrer_whose_cycle_ended_is_rolled_over_before_it_is_paid() {
     let app = app_on_fresh_table(&[("CREDITS_CONFIG", r#"{"referral_cap_per_cycle": 1}"#)]).await;
-    let referrer = signed_up(&app, "free", &forty_days_ago()).await;
-    let code = account_json(&app, &referrer).await["referral_code"].as_str().expect("code").to_owned();
+    let (referrer, code) = new_user_since(&app, "free", &forty_days_ago()).await;
     let friend = |n: u32| json!({"user_id": unique(&format!("f{n}")), "email": format!("f{n}@example.net"), "referral_code": code});
     assert_eq!(signup(&app, friend(1)).await.json["referral"]["status"], "rewarded");
     assert_eq!(kinds(ledger_kinds(&app, &referrer).await), ["signup_grant", "expire", "cycle_grant", "referral_bonus"]);
@@ -169,8 +157,7 @@ fn anchored_for(end: credits::cycle::Time) -> String {
 async fn the_referral_cap_counts_afresh_once_a_cycle_ends_before_any_rollover_run() {
     let app = app_on_fresh_table(&[("CREDITS_CONFIG", r#"{"referral_cap_per_cycle": 1}"#)]).await;
     let end = credits::cycle::now() + chrono::Duration::seconds(6);
-    let referrer = signed_up(&app, "free", &anchored_for(end)).await;
-    let code = account_json(&app, &referrer).await["referral_code"].as_str().expect("code").to_owned();
+    let (referrer, code) = new_user_since(&app, "free", &anchored_for(end)).await;
     let friend = |n: u32| json!({"user_id": unique(&format!("f{n}")), "email": format!("f{n}@example.net"), "referral_code": code});
     assert_eq!(signup(&app, friend(1)).await.json["referral"]["status"], "rewarded");
     assert_eq!(signup(&app, friend(2)).await.json["referral"]["status"], "cap_reached");
@@ -190,7 +177,7 @@ async fn four_racing_invocations_roll_each_account_over_once() {
     let app = app_on_fresh_table(&[]).await;
     let mut users = Vec::new();
     for i in 0..40 {
-        users.push(signed_up(&app, ["free", "basic", "pro"][i % 3], "2026-01-31T12:00:00Z").await);
+        users.push(new_user_since(&app, ["free", "basic", "pro"][i % 3], "2026-01-31T12:00:00Z").await.0);
     }
     let runs: Vec<_> = (0..4)
         .map(|_| {
@@ -218,7 +205,7 @@ async fn a_deadline_a_few_milliseconds_away_leaves_the_work_whole_for_the_next_r
     let app = app_on_fresh_table(&[]).await;
     let mut users = Vec::new();
     for _ in 0..10 {
-        users.push(signed_up(&app, "free", "2026-01-31T12:00:00Z").await);
+        users.push(new_user_since(&app, "free", "2026-01-31T12:00:00Z").await.0);
     }
     let hurried = rollover_at(&app, "2026-06-01T00:00:00Z", epoch_ms_in(Duration::from_millis(5))).await;
     assert_eq!(hurried["remaining"], true);
@@ -239,7 +226,7 @@ async fn a_deadline_a_few_milliseconds_away_leaves_the_work_whole_for_the_next_r
 #[tokio::test]
 async fn the_eventbridge_rule_event_is_accepted_and_a_bad_time_is_refused() {
     let app = app_on_fresh_table(&[]).await;
-    let user = signed_up(&app, "free", "2026-01-31T10:00:00Z").await;
+    let user = new_user_since(&app, "free", "2026-01-31T10:00:00Z").await.0;
     let event = lambda_runtime::LambdaEvent::new(fixture("scheduled-event.json"), lambda_runtime::Context::default());
     let report = rollover::handle(&app, event).await.expect("runs");
     assert_eq!((report.rolled_over, report.cycles), (1, 1));
@@ -261,7 +248,7 @@ async fn invocations_on_disjoint_shard_groups_share_the_backlog_and_roll_each_ac
     let app = app_on_fresh_table(&[]).await;
     let mut users = Vec::new();
     for i in 0..40 {
-        users.push(signed_up(&app, ["free", "pro"][i % 2], "2026-01-31T12:00:00Z").await);
+        users.push(new_user_since(&app, ["free", "pro"][i % 2], "2026-01-31T12:00:00Z").await.0);
     }
     // Four groups at once, plus a second invocation racing on group 0.
     let runs: Vec<_> = [(0, 4), (1, 4), (2, 4), (3, 4), (0, 4)]
