@@ -24,6 +24,13 @@ Control, for the tests: `POST /__faults {"rate": 0.3, "seed": 7}` sets the
 rate and restarts the RNG and the counters; `GET /__faults` returns the
 counters (requests per operation, faults per kind and operation).
 
+Stalls, for the timeout tests: `POST /__faults/stall {"operation":
+"TransactWriteItems", "table": "t", "count": 1, "forward": true}` makes the
+next `count` requests of that operation naming table `t` go silent: the
+connection stays open and unanswered (after the request was forwarded and
+took effect, with `forward`) until the caller gives up and closes it, or 60 s
+pass. Stalls are counted under "stall" with the faults.
+
 Usage: faultproxy.py --port PORT --upstream http://127.0.0.1:EMULATOR_PORT
 (port 0 picks a free one; the chosen port is printed as `listening on PORT`).
 """
@@ -58,6 +65,23 @@ class Faults:
             self.rng = random.Random(seed)
             self.requests: dict = {}
             self.injected: dict = {}
+            self.stalls: list = []
+
+    def add_stall(self, operation: str, table: str, count: int, forward: bool) -> None:
+        with self.lock:
+            self.stalls.append({"operation": operation, "needle": json.dumps(table).encode(),
+                                "count": count, "forward": forward})
+
+    def take_stall(self, operation: str, body: bytes):
+        """The stall this request gets (its `forward`), or None."""
+        with self.lock:
+            for stall in self.stalls:
+                if stall["count"] > 0 and stall["operation"] == operation and stall["needle"] in body:
+                    stall["count"] -= 1
+                    by_op = self.injected.setdefault("stall", {})
+                    by_op[operation] = by_op.get(operation, 0) + 1
+                    return stall["forward"]
+            return None
 
     def draw(self, service: str, operation: str):
         """Counts the request; returns the fault to inject, or None."""
@@ -155,6 +179,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         else:
             return self.answer(*self.forward(body))
         kind, delay = self.faults.draw(service, operation)
+        forward = self.faults.take_stall(operation, body)
+        if forward is not None:
+            if forward:
+                self.forward(body)
+            return self.stall()
         if kind is None:
             return self.answer(*self.forward(body))
         if kind == "latency":
@@ -189,6 +218,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def stall(self):
+        """Answers nothing until the caller closes the connection (60 s at most)."""
+        self.close_connection = True
+        try:
+            self.connection.settimeout(60)
+            while self.connection.recv(4096):
+                pass
+        except OSError:
+            pass
+
     def reset(self):
         """Cuts the connection with a TCP reset, answering nothing."""
         self.close_connection = True
@@ -205,7 +244,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             pass
 
     def control(self, body: bytes):
-        if self.command == "POST":
+        if self.command == "POST" and self.path.startswith("/__faults/stall"):
+            settings = json.loads(body or b"{}")
+            self.faults.add_stall(str(settings["operation"]), str(settings["table"]),
+                                  int(settings.get("count", 1)), bool(settings.get("forward", False)))
+        elif self.command == "POST":
             settings = json.loads(body or b"{}")
             self.faults.reset(float(settings.get("rate", 0)), int(settings.get("seed", 0)))
         data = json.dumps(self.faults.report()).encode()

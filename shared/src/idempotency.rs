@@ -124,6 +124,15 @@ pub struct IdemRecord {
     pub body: String,
     /// When it was recorded.
     pub at: Time,
+    /// A random id of the request that wrote it ([`new_writer`]), so that
+    /// request can tell its own write, whose answer was lost and retried,
+    /// from another's; empty on records stored before it was kept.
+    pub writer: String,
+}
+
+/// A fresh [`IdemRecord::writer`]: 16 random letters and digits.
+pub fn new_writer() -> String {
+    (0..16).map(|_| fastrand::alphanumeric()).collect()
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -21,12 +21,16 @@
 //! | `AWS_RETRY_MODE` | `standard` (the default) or `adaptive` |
 //! | `SMITHY_CLIENT_SDK_CUSTOM_PARTITION` | a partition table of your own, used as it is (else [`partition::build`] sets it for each client) |
 //!
-//! Timeouts are the SDK's defaults for its latest behaviour version (a 3.1 s
-//! connect timeout).
+//! Timeouts are [`timeouts`]: the SDK's 3.1 s to connect, and, which the SDK
+//! leaves unbounded, [`ATTEMPT_TIMEOUT`] per attempt and
+//! [`OPERATION_TIMEOUT`] per call, retries included, so a connection that
+//! goes silent is given up and retried instead of holding the function until
+//! Lambda ends it.
 
 use crate::config::ConfigError;
 use aws_credential_types::{provider::SharedCredentialsProvider, Credentials};
 use aws_sdk_dynamodb::config::retry::{RetryConfig, RetryMode};
+use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::config::ConfigBag;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::{
@@ -40,6 +44,7 @@ use aws_types::{
     service_config::{LoadServiceConfig, ServiceConfigKey},
 };
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 pub mod partition;
 
@@ -93,7 +98,31 @@ pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Sdk
     builder.set_use_fips(flag("AWS_USE_FIPS_ENDPOINT")?);
     builder.set_use_dual_stack(flag("AWS_USE_DUALSTACK_ENDPOINT")?);
     builder.set_retry_config(retry_config(var("AWS_MAX_ATTEMPTS"), var("AWS_RETRY_MODE"))?);
-    Ok(builder.build())
+    Ok(builder.timeout_config(timeouts()).build())
+}
+
+/// Longest wait for one attempt of an AWS call, its answer included: a
+/// DynamoDB or SES answer takes milliseconds, so an attempt this slow is a
+/// connection gone silent (a dropped packet, a pooled connection the network
+/// forgot while Lambda was frozen), and a fresh attempt is the way out. A
+/// transaction whose answer was lost is safe to send again: its conditions
+/// and idempotency record decide, as after any lost answer.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Longest an AWS call may take, its retries and their pauses included; it
+/// then fails as unavailable (a request answers 503). Below the HTTP
+/// functions' 10 s Lambda timeout, and what a scheduled run keeps in hand
+/// before its deadline ([`crate::ops::schedule::Budget::MARGIN`]).
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(8);
+
+/// The SDK's connect timeout (its default for the latest behaviour
+/// version), [`ATTEMPT_TIMEOUT`] and [`OPERATION_TIMEOUT`].
+pub fn timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_millis(3_100))
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .operation_timeout(OPERATION_TIMEOUT)
+        .build()
 }
 
 /// The retry configuration `AWS_MAX_ATTEMPTS` and `AWS_RETRY_MODE` ask for,
@@ -252,6 +281,20 @@ mod tests {
         assert_eq!(credentials.secret_access_key(), "secret");
         assert_eq!(credentials.session_token(), Some("token"));
         assert!(sdk.behavior_version().is_some() && sdk.http_client().is_some());
+    }
+
+    #[test]
+    fn clients_give_up_a_silent_attempt_and_a_call_that_outlasts_its_retries() {
+        let sdk = from_vars(vars(LAMBDA)).expect("config");
+        let dynamodb = aws_sdk_dynamodb::Config::from(&sdk);
+        let sesv2 = aws_sdk_sesv2::Config::from(&sdk);
+        for timeouts in [dynamodb.timeout_config(), sesv2.timeout_config()] {
+            let timeouts = timeouts.expect("timeouts");
+            assert_eq!(timeouts.connect_timeout(), Some(Duration::from_millis(3_100)));
+            assert_eq!(timeouts.operation_attempt_timeout(), Some(ATTEMPT_TIMEOUT));
+            assert_eq!(timeouts.operation_timeout(), Some(OPERATION_TIMEOUT));
+        }
+        assert!(ATTEMPT_TIMEOUT * 2 < OPERATION_TIMEOUT, "room for a retry");
     }
 
     #[test]

@@ -30,3 +30,19 @@ pub async fn sent_emails() -> Vec<Value> {
         other => panic!("not a list of messages: {other}"),
     }
 }
+
+/// The fault proxy between the functions and the emulator
+/// (`infra/faultproxy.py`), which `infra/with-emulator.sh` starts: it injects
+/// nothing until a test asks.
+pub fn fault_proxy_url() -> String {
+    std::env::var("FAULT_PROXY_URL")
+        .expect("FAULT_PROXY_URL (run through infra/with-emulator.sh: make test or make chaos)")
+}
+
+/// Makes the fault proxy leave the next `count` requests of `operation` on
+/// `table` unanswered until the caller gives up on them: after forwarding
+/// them (they take effect) when `forward`, without otherwise.
+pub async fn stall(operation: &str, table: &str, count: u32, forward: bool) {
+    let settings = serde_json::json!({"operation": operation, "table": table, "count": count, "forward": forward});
+    http_json(&fault_proxy_url(), "POST", "/__faults/stall", Some(&settings)).await;
+}

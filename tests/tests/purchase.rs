@@ -171,3 +171,27 @@ async fn when_ses_refuses_the_purchase_still_succeeds_and_the_receipt_stays_pend
     assert!(!sent_emails().await.iter().any(|m| m.to_string().contains(&payment)));
     assert_eq!(balance(&app, &user).await["flexible"], 3_000);
 }
+
+/// A connection that goes silent (a read lost on the way, a transaction
+/// DynamoDB commits but whose answer never comes) is given up after the
+/// SDK's attempt timeout and tried again: the purchase answers within the
+/// function's 10 s Lambda timeout, and credits once. Without the timeout it
+/// waited for the proxy's 60 s, twice.
+#[tokio::test]
+async fn a_silent_connection_is_given_up_and_the_purchase_still_counts_once() {
+    let table = fresh_table(&app().await).await;
+    let app = app_through(&fault_proxy_url(), &table).await;
+    let (user, _) = new_user(&app, "pro").await;
+    stall("TransactGetItems", &table, 1, false).await;
+    stall("TransactWriteItems", &table, 1, true).await;
+    let started = std::time::Instant::now();
+    let a = buy(&app, purchase_body(&user, &unique("pay"), 1_000)).await;
+    let took = started.elapsed();
+    assert_eq!(a.status, 201, "{}", a.text);
+    assert_eq!(a.json["balance"]["flexible"], 3_000, "{}", a.text);
+    assert!(took >= 2 * credits::sdk::ATTEMPT_TIMEOUT, "both stalls were served: {took:?}");
+    assert!(took < std::time::Duration::from_secs(10), "within the Lambda timeout: {took:?}");
+    let purchases = ledger_kinds(&app, &user).await.into_iter().filter(|(kind, ..)| kind == "purchase").count();
+    assert_eq!(purchases, 1);
+    assert_ledger_explains_balance(&app, &user).await;
+}

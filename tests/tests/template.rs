@@ -33,6 +33,35 @@ fn functions_that_send_email_time_out_well_within_the_first_send_grace() {
     );
 }
 
+/// Every function outlasts one AWS call, its retries included: an HTTP
+/// function answers 503 when DynamoDB stays silent instead of being cut off
+/// by Lambda, and a scheduled one keeps that much in hand and still has most
+/// of its time for work.
+#[test]
+fn every_function_outlasts_one_aws_call() {
+    let t = template();
+    let global = t["Globals"]["Function"]["Timeout"].as_i64().expect("a global timeout");
+    let call = credits::sdk::OPERATION_TIMEOUT.as_secs() as i64;
+    let margin = credits::ops::schedule::Budget::MARGIN.as_secs() as i64;
+    let mut checked = 0;
+    for (name, resource) in t["Resources"].as_mapping().expect("resources") {
+        if resource["Type"] != "AWS::Serverless::Function" {
+            continue;
+        }
+        let timeout = resource["Properties"]["Timeout"].as_i64().unwrap_or(global);
+        let scheduled = resource["Properties"]["Events"]
+            .as_mapping()
+            .is_some_and(|events| events.values().any(|e| e["Type"] == "Schedule" || e["Type"] == "ScheduleV2"));
+        if scheduled {
+            assert!(timeout >= 4 * margin, "{name:?}: timeout {timeout} s against a margin of {margin} s");
+        } else {
+            assert!(timeout > call, "{name:?}: timeout {timeout} s against {call} s for one call");
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 10);
+}
+
 /// Each function's role allows exactly what it calls, on the table (or its
 /// schedule index), the sender identity or the one parameter: no wildcard.
 /// Widening a role must be a change to this table too.

@@ -15,7 +15,10 @@
 //!    can lower a balance also get the low-balance alert (`super::alerts`).
 //! 5. One `TransactWriteItems`: the record first (it must not exist), then
 //!    every write under its condition, the ledger entries, the emails.
-//! 6. A failed condition on the record is a replay or a conflict. Any other
+//! 6. A failed condition on the record is a replay or a conflict, unless
+//!    the record is this very write's (its `writer` id): the SDK sent the
+//!    transaction again after its answer was lost, and the request took
+//!    effect (201, not a replay). Any other
 //!    failed condition means something read is stale (an account changed, a
 //!    referral code was taken): back to 1, with jittered backoff, as for a
 //!    `TransactionConflict` on the write or on the read. After
@@ -26,7 +29,7 @@
 use super::command::{Command, Ctx, Snapshot};
 use crate::cycle::now;
 use crate::http::{ApiError, Reply};
-use crate::idempotency::{IdemRecord, RecordKey, RequestHash};
+use crate::idempotency::{new_writer, IdemRecord, RecordKey, RequestHash};
 use crate::referral::new_code;
 use crate::store::{CommitError, StoreError};
 use crate::App;
@@ -75,6 +78,7 @@ pub async fn execute<C: Command>(app: &App, command: &C) -> Result<Reply, ApiErr
             status: effect.reply.status(),
             body: effect.reply.body().to_owned(),
             at: ctx.now,
+            writer: new_writer(),
         };
         let mut tx = app.store.tx(&key, &record);
         for write in &effect.writes {
@@ -83,25 +87,37 @@ pub async fn execute<C: Command>(app: &App, command: &C) -> Result<Reply, ApiErr
         for email in &effect.emails {
             tx.queue_email(email);
         }
-        match app.store.commit(tx).await {
-            Ok(()) => {
-                if let Some(mailer) = &app.mailer {
-                    super::outbox::deliver(&app.store, mailer, &effect.emails, ctx.now).await;
-                }
-                return Ok(effect.reply);
-            }
+        let committed = match app.store.commit(tx).await {
+            Ok(()) => true,
             Err(CommitError::Duplicate(returned)) => {
-                let record = match returned {
-                    Some(record) => *record,
+                let stored = match returned {
+                    Some(stored) => *stored,
                     None => app.store.record(&key).await?.ok_or_else(|| {
                         ApiError::internal("transaction refused as a duplicate, but no record is stored")
                     })?,
                 };
-                return replay(&record, &hash).ok_or_else(|| command.mismatch());
+                // This very write, committed, its answer lost and sent again
+                // by the SDK: the request took effect, and answers as such.
+                if stored.writer != record.writer {
+                    return replay(&stored, &hash).ok_or_else(|| command.mismatch());
+                }
+                true
             }
-            Err(CommitError::Stale(role)) => retry.again(&format!("condition failed on {role:?}")).await?,
-            Err(CommitError::Conflict) => retry.again("transaction conflict").await?,
+            Err(CommitError::Stale(role)) => {
+                retry.again(&format!("condition failed on {role:?}")).await?;
+                false
+            }
+            Err(CommitError::Conflict) => {
+                retry.again("transaction conflict").await?;
+                false
+            }
             Err(CommitError::Store(e)) => return Err(e.into()),
+        };
+        if committed {
+            if let Some(mailer) = &app.mailer {
+                super::outbox::deliver(&app.store, mailer, &effect.emails, ctx.now).await;
+            }
+            return Ok(effect.reply);
         }
     }
 }
@@ -119,8 +135,7 @@ const CATCH_UP_TIME: Duration = Duration::from_secs(3);
 /// decided on as it is; one still behind after [`CATCH_UP_TIME`] is 503.
 async fn catch_up(app: &App, snapshot: &Snapshot, ctx: &Ctx<'_>) -> Result<bool, ApiError> {
     use super::rollover::CatchUp;
-    let budget =
-        super::schedule::Budget::new(super::schedule::Deadline::After(CATCH_UP_TIME + super::schedule::Budget::MARGIN));
+    let budget = super::schedule::Budget::lasting(CATCH_UP_TIME);
     let mut stale = false;
     for account in snapshot.account.iter().chain(&snapshot.related) {
         if account.cycle.end > ctx.now {
@@ -184,7 +199,13 @@ mod tests {
     fn a_replay_answers_the_original_body_or_a_conflict() {
         let hash = Canonical::new(Route::Purchase).text("payment_id", "p").hash();
         let at = parse_time("2026-01-01T00:00:00Z").expect("time");
-        let record = IdemRecord { request_hash: hash.stored().to_owned(), status: 201, body: "{}".into(), at };
+        let record = IdemRecord {
+            request_hash: hash.stored().to_owned(),
+            status: 201,
+            body: "{}".into(),
+            at,
+            writer: "w".into(),
+        };
         assert_eq!(replay(&record, &hash), Some(Reply::Replayed("{}".into())));
         let other = Canonical::new(Route::Purchase).text("payment_id", "q").hash();
         assert_eq!(replay(&record, &other), None);

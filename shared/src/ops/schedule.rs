@@ -88,15 +88,18 @@ impl Deadline {
 }
 
 /// A scheduled invocation's time budget: work stops being started once less
-/// than [`Budget::MARGIN`] is left, so a write that starts always finishes.
+/// than [`Budget::MARGIN`] is left, so a call that starts always finishes (or
+/// times out) before Lambda ends the invocation.
 #[derive(Clone, Copy, Debug)]
 pub struct Budget {
     deadline: Option<Instant>,
 }
 
 impl Budget {
-    /// Time kept in hand at the end of an invocation.
-    pub const MARGIN: Duration = Duration::from_secs(2);
+    /// Time kept in hand at the end of an invocation: the longest one AWS
+    /// call may take ([`crate::sdk::OPERATION_TIMEOUT`], retries included),
+    /// and 2 s to report.
+    pub const MARGIN: Duration = Duration::from_secs(crate::sdk::OPERATION_TIMEOUT.as_secs() + 2);
 
     /// The budget of an invocation that started now, with `deadline`.
     pub fn new(deadline: Deadline) -> Budget {
@@ -109,6 +112,11 @@ impl Budget {
             }
         };
         Budget { deadline }
+    }
+
+    /// A budget that stops work being started once `span` has passed.
+    pub fn lasting(span: Duration) -> Budget {
+        Budget::new(Deadline::After(span + Budget::MARGIN))
     }
 
     /// No deadline.
@@ -222,6 +230,11 @@ mod tests {
         assert!(budget(epoch_ms_in(Duration::from_millis(5))).exhausted());
         assert!(!budget(epoch_ms_in(Duration::from_secs(60))).exhausted());
         assert!(!budget(epoch_ms_in(Duration::from_secs(3))).allows(Duration::from_secs(5)));
+        assert!(
+            budget(epoch_ms_in(crate::sdk::OPERATION_TIMEOUT + Duration::from_secs(1))).exhausted(),
+            "too little time left for one more AWS call, its retries included"
+        );
+        assert!(!Budget::lasting(Duration::from_secs(3)).exhausted());
         assert!(!budget(Deadline::CARGO_LAMBDA_WATCH_MS).exhausted(), "ten minutes from now");
         assert!(budget(1_000).exhausted(), "a deadline in 1970 has passed");
     }

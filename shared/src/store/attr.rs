@@ -62,6 +62,8 @@ pub const NOTE: &str = "note";
 pub const REQUEST_HASH: &str = "request_hash";
 pub const STATUS: &str = "status";
 pub const BODY: &str = "body";
+/// The random id of the request that wrote the record.
+pub const WRITER: &str = "writer";
 /// On a purchase's record: the credits reversed so far.
 pub const REVERSED: &str = "reversed";
 

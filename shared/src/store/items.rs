@@ -203,6 +203,7 @@ pub(crate) fn encode_record(k: &RecordKey, r: &IdemRecord) -> Item {
             (STATUS, n(r.status)),
             (BODY, s(&r.body)),
             (AT, s(&format_time(r.at))),
+            (WRITER, s(&r.writer)),
         ],
     )
 }
@@ -213,6 +214,7 @@ pub(crate) fn decode_record(item: &Item) -> Result<IdemRecord, StoreError> {
         status: get_n(item, STATUS)?,
         body: get_s(item, BODY)?.to_owned(),
         at: get_time(item, AT)?,
+        writer: get_s_opt(item, WRITER)?.unwrap_or_default(),
     })
 }
 
@@ -377,7 +379,8 @@ mod tests {
         };
         assert_eq!(decode_entry(&encode_entry("u", &entry)).expect("decodes"), entry);
         let key = RecordKey { route: crate::idempotency::Route::Spend, user_id: "u".into(), key: "s-1".into() };
-        let record = IdemRecord { request_hash: "v1:ab".into(), status: 201, body: "{}".into(), at };
+        let record =
+            IdemRecord { request_hash: "v1:ab".into(), status: 201, body: "{}".into(), at, writer: "w".into() };
         assert_eq!(decode_record(&encode_record(&key, &record)).expect("decodes"), record);
         let email = OutboxEmail {
             id: "purchase_receipt-0a".into(),

@@ -74,11 +74,6 @@ pub async fn run(config: &Config) -> bool {
     failed == 0
 }
 
-fn proxy_url() -> String {
-    std::env::var("FAULT_PROXY_URL")
-        .expect("FAULT_PROXY_URL (run through infra/with-emulator.sh: make test or make chaos)")
-}
-
 fn counts(map: &Value) -> String {
     let mut parts: Vec<(String, u64)> =
         map.as_object().into_iter().flatten().map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0))).collect();
@@ -89,7 +84,7 @@ fn counts(map: &Value) -> String {
 }
 
 async fn run_one(config: &Config, seed: u64, rate: f64) -> (usize, usize) {
-    let proxy = proxy_url();
+    let proxy = crate::emulator::fault_proxy_url();
     let table = fresh_table(&app().await).await;
     let app = app_through(&proxy, &table).await;
     println!("chaos run: seed {seed}, fault rate {rate:.2}, table {table}");
