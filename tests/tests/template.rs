@@ -149,3 +149,71 @@ fn every_function_alarms_on_errors_and_throttles() {
         }
     }
 }
+
+/// Each scheduled function reserves concurrency only while
+/// `ReserveScheduledConcurrency` is true (an account at the new-account
+/// limit of 10 cannot reserve any), and `rollover` reserves one per shard
+/// group its schedules invoke, so each group's invocation runs at once.
+#[test]
+fn scheduled_functions_reserve_concurrency_only_when_asked_and_rollover_one_per_shard_group() {
+    let t = template();
+    assert_eq!(t["Parameters"]["ReserveScheduledConcurrency"]["Default"], "true");
+    let mut reserved = std::collections::BTreeMap::new();
+    for (name, resource) in t["Resources"].as_mapping().expect("resources") {
+        let Some(value) = resource["Properties"].get("ReservedConcurrentExecutions") else { continue };
+        let Value::Tagged(tagged) = value else { panic!("{name:?}: reserves unconditionally: {value:?}") };
+        assert_eq!(tagged.tag, "If", "{name:?}");
+        let branches = tagged.value.as_sequence().expect("[condition, then, else]");
+        assert_eq!(branches[0], "ReservesConcurrency", "{name:?}");
+        assert_eq!(reference(&branches[2]), Some("AWS::NoValue"), "{name:?}");
+        reserved.insert(name.as_str().unwrap_or_default().to_owned(), branches[1].as_i64().expect("a number"));
+    }
+    let groups = t["Resources"]["RolloverFunction"]["Properties"]["Events"]
+        .as_mapping()
+        .expect("rollover's schedules")
+        .values()
+        .filter(|e| e["Properties"]["Input"].as_str().is_some_and(|i| i.contains("shard_group")))
+        .count() as i64;
+    assert_eq!(groups, 4);
+    let expected = [("EmailOutboxFunction", 1), ("HoldExpiryFunction", 2), ("RolloverFunction", groups)];
+    assert_eq!(reserved, expected.iter().map(|(n, c)| (n.to_string(), *c)).collect());
+}
+
+/// Work that fails no invocation (a 5xx answer, an email failed for good,
+/// an account a scheduled run could not roll over) is logged at ERROR: each
+/// function's log group counts those lines into one metric, which alarms.
+/// The pattern reads the `level` field of the functions' JSON lines, which
+/// the `logs` tests read the same way.
+#[test]
+fn error_lines_of_every_function_reach_an_alarm() {
+    let t = template();
+    let resources = t["Resources"].as_mapping().expect("resources");
+    let alarm = &t["Resources"]["ErrorLogsAlarm"]["Properties"];
+    assert!(alarm["AlarmActions"].as_sequence().is_some_and(|a| !a.is_empty()));
+    let mut counted = 0;
+    for (name, group) in resources {
+        let Some(group_name) = group["Properties"]["LogGroupName"].as_str().or_else(|| {
+            let Value::Tagged(sub) = &group["Properties"]["LogGroupName"] else { return None };
+            sub.value.as_str()
+        }) else {
+            continue;
+        };
+        if group["Type"] != "AWS::Logs::LogGroup" || !group_name.starts_with("/aws/lambda/") {
+            continue;
+        }
+        let filters: Vec<_> = resources
+            .values()
+            .filter(|r| r["Type"] == "AWS::Logs::MetricFilter")
+            .filter(|r| reference(&r["Properties"]["LogGroupName"]) == name.as_str())
+            .collect();
+        assert_eq!(filters.len(), 1, "{name:?}: one filter");
+        let filter = filters[0];
+        assert_eq!(filter["Condition"], group["Condition"], "{name:?}: the log group's condition");
+        assert_eq!(filter["Properties"]["FilterPattern"], r#"{ $.level = "ERROR" }"#);
+        let metric = &filter["Properties"]["MetricTransformations"][0];
+        assert_eq!(metric["MetricName"], alarm["MetricName"], "{name:?}");
+        assert_eq!(metric["MetricNamespace"], alarm["Namespace"], "{name:?}");
+        counted += 1;
+    }
+    assert_eq!(counted, 10, "every function's log group");
+}
