@@ -66,13 +66,18 @@ impl Key {
 }
 
 /// An email address: at most 254 characters, exactly one `@`, something on
-/// both sides, no spaces or control characters.
+/// both sides, no spaces or control characters, and ASCII: SES sends only to
+/// 7-bit ASCII addresses (a Unicode domain goes in its Punycode form,
+/// `xn--...`), so any other address would be accepted and never reached.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Email(String);
 
 impl Email {
     /// Validates an address.
     pub fn parse(value: &str) -> Result<Email, Invalid> {
+        if !value.is_ascii() {
+            return Err("must be ASCII (a Unicode domain in its Punycode form, xn--...)".into());
+        }
         if value.len() > 254 {
             return Err("must be at most 254 characters".into());
         }
@@ -154,7 +159,8 @@ mod tests {
     #[test]
     fn emails_need_exactly_one_at_sign() {
         assert!(Email::parse("a@b").is_ok());
-        for bad in ["", "ab", "@b", "a@", "a@b@c", "a b@c", "a@b\u{7}"] {
+        assert!(Email::parse("a@xn--bcher-kva.example").is_ok());
+        for bad in ["", "ab", "@b", "a@", "a@b@c", "a b@c", "a@b\u{7}", "josé@example.com", "a@bücher.example"] {
             assert!(Email::parse(bad).is_err(), "{bad:?}");
         }
         let long = format!("{}@example.com", "a".repeat(242));

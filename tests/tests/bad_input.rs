@@ -68,6 +68,7 @@ fn bad_signups(user: &str) -> Vec<(String, &'static str)> {
         (with("email", json!("@example.com")), "email"),
         (with("email", json!("a@")), "email"),
         (with("email", json!("a b@example.com")), "email"),
+        (with("email", json!("jos\u{e9}@example.com")), "email"),
         (with("email", json!(format!("{}@example.com", "a".repeat(250)))), "email"),
         (with("email", json!(7)), "email"),
         (with("plan", json!("platinum")), "free, basic, pro, business"),
