@@ -29,7 +29,8 @@ Stalls, for the timeout tests: `POST /__faults/stall {"operation":
 next `count` requests of that operation naming table `t` go silent: the
 connection stays open and unanswered (after the request was forwarded and
 took effect, with `forward`) until the caller gives up and closes it, or 60 s
-pass. Stalls are counted under "stall" with the faults.
+pass. With `"delay": 0.1` instead, each of them is answered, 0.1 s late.
+Stalls are counted under "stall" with the faults.
 
 Usage: faultproxy.py --port PORT --upstream http://127.0.0.1:EMULATOR_PORT
 (port 0 picks a free one; the chosen port is printed as `listening on PORT`).
@@ -67,20 +68,20 @@ class Faults:
             self.injected: dict = {}
             self.stalls: list = []
 
-    def add_stall(self, operation: str, table: str, count: int, forward: bool) -> None:
+    def add_stall(self, operation: str, table: str, count: int, forward: bool, delay) -> None:
         with self.lock:
             self.stalls.append({"operation": operation, "needle": json.dumps(table).encode(),
-                                "count": count, "forward": forward})
+                                "count": count, "forward": forward, "delay": delay})
 
     def take_stall(self, operation: str, body: bytes):
-        """The stall this request gets (its `forward`), or None."""
+        """The stall this request gets, or None."""
         with self.lock:
             for stall in self.stalls:
                 if stall["count"] > 0 and stall["operation"] == operation and stall["needle"] in body:
                     stall["count"] -= 1
                     by_op = self.injected.setdefault("stall", {})
                     by_op[operation] = by_op.get(operation, 0) + 1
-                    return stall["forward"]
+                    return dict(stall)
             return None
 
     def draw(self, service: str, operation: str):
@@ -179,9 +180,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         else:
             return self.answer(*self.forward(body))
         kind, delay = self.faults.draw(service, operation)
-        forward = self.faults.take_stall(operation, body)
-        if forward is not None:
-            if forward:
+        stall = self.faults.take_stall(operation, body)
+        if stall is not None and stall["delay"] is not None:
+            time.sleep(stall["delay"])
+            return self.answer(*self.forward(body))
+        if stall is not None:
+            if stall["forward"]:
                 self.forward(body)
             return self.stall()
         if kind is None:
@@ -246,8 +250,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def control(self, body: bytes):
         if self.command == "POST" and self.path.startswith("/__faults/stall"):
             settings = json.loads(body or b"{}")
+            delay = settings.get("delay")
             self.faults.add_stall(str(settings["operation"]), str(settings["table"]),
-                                  int(settings.get("count", 1)), bool(settings.get("forward", False)))
+                                  int(settings.get("count", 1)), bool(settings.get("forward", False)),
+                                  None if delay is None else float(delay))
         elif self.command == "POST":
             settings = json.loads(body or b"{}")
             self.faults.reset(float(settings.get("rate", 0)), int(settings.get("seed", 0)))

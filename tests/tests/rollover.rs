@@ -279,3 +279,44 @@ async fn invocations_on_disjoint_shard_groups_share_the_backlog_and_roll_each_ac
     );
     assert!(rollover::handle(&app, bad).await.is_err(), "a group outside the split is refused");
 }
+
+/// An account far behind (signed up in 1966, 730 cycles and more ago) is rolled
+/// over for as long as a request may spend on it, 3 s, then the request
+/// answers 503 `unavailable`: nothing spent, and the cycles rolled over so far
+/// kept, so each retry carries on from there until one goes through. The
+/// fault proxy answers each of the table's transactions 250 ms late, so 3 s
+/// cover at most 12 writes of 40 cycles, whatever the machine's speed.
+#[tokio::test]
+async fn a_request_on_an_account_too_far_behind_answers_503_and_its_retries_carry_on() {
+    let table = fresh_table(&app().await).await;
+    let app = app_through(&fault_proxy_url(), &table).await;
+    let user = new_user_since(&app, "pro", "1966-01-01T00:00:00Z").await.0;
+    let late = json!({"operation": "TransactWriteItems", "table": table, "count": 1_000, "delay": 0.25});
+    http_json(&fault_proxy_url(), "POST", "/__faults/stall", Some(&late)).await;
+    let body = json!({"user_id": user, "spend_id": "s", "credits": 100});
+    let cycles = |kinds: &[String]| kinds.iter().filter(|k| *k == "cycle_grant").count();
+
+    let mut rolled = 0;
+    let mut answers = Vec::new();
+    loop {
+        let a = spend(&app, body.clone()).await;
+        let kinds = kinds(ledger_kinds(&app, &user).await);
+        answers.push(a.status);
+        if a.status == 201 {
+            assert_eq!(kinds.last().map(String::as_str), Some("spend"), "{kinds:?}");
+            break;
+        }
+        assert_eq!((a.status, a.code()), (503, "unavailable"), "{}", a.text);
+        assert!(!kinds.contains(&"spend".to_owned()), "nothing spent");
+        let now = cycles(&kinds);
+        assert!(now > rolled && now - rolled <= 13 * 40, "progress kept: {rolled} then {now} cycles");
+        rolled = now;
+        assert!(answers.len() < 5, "{answers:?}");
+    }
+    assert_eq!(answers[0], 503, "the first request could not catch up 730 cycles: {answers:?}");
+    let a = account_json(&app, &user).await;
+    let end = a["cycle_end"].as_str().and_then(credits::cycle::parse_time).expect("cycle end");
+    assert!(end > credits::cycle::now(), "current: {end}");
+    assert_eq!(a["balance"]["plan"], 4900);
+    assert_ledger_explains_balance(&app, &user).await;
+}
