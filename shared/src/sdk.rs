@@ -19,6 +19,7 @@
 //! | `AWS_CA_BUNDLE` | a PEM file of further roots to trust |
 //! | `AWS_MAX_ATTEMPTS` | attempts per AWS request, first included (default 3) |
 //! | `AWS_RETRY_MODE` | `standard` (the default) or `adaptive` |
+//! | `CREDITS_AWS_CALL_TIMEOUTS` | `off`: no [`ATTEMPT_TIMEOUT`] or [`OPERATION_TIMEOUT`] (a benchmark against the one-request-at-a-time emulator) |
 //! | `SMITHY_CLIENT_SDK_CUSTOM_PARTITION` | a partition table of your own, used as it is (else [`partition::build`] sets it for each client) |
 //!
 //! Timeouts are [`timeouts`]: the SDK's 3.1 s to connect, and, which the SDK
@@ -66,7 +67,7 @@ pub fn from_env() -> Result<SdkConfig, ConfigError> {
 /// [`from_env`] reads the process's.
 pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<SdkConfig, ConfigError> {
     let env: BTreeMap<String, String> =
-        vars.into_iter().filter(|(name, value)| name.starts_with("AWS_") && !value.is_empty()).collect();
+        vars.into_iter().filter(|(name, value)| read(name) && !value.is_empty()).collect();
     let var = |name: &str| env.get(name).map(String::as_str);
     let flag = |name: &'static str| match var(name).map(str::to_ascii_lowercase).as_deref() {
         None => Ok(None),
@@ -98,7 +99,28 @@ pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Sdk
     builder.set_use_fips(flag("AWS_USE_FIPS_ENDPOINT")?);
     builder.set_use_dual_stack(flag("AWS_USE_DUALSTACK_ENDPOINT")?);
     builder.set_retry_config(retry_config(var("AWS_MAX_ATTEMPTS"), var("AWS_RETRY_MODE"))?);
-    Ok(builder.timeout_config(timeouts()).build())
+    let call_timeouts = match var(CALL_TIMEOUTS_ENV).map(str::to_ascii_lowercase).as_deref() {
+        None | Some("on") => true,
+        Some("off") => false,
+        Some(other) => {
+            return Err(ConfigError::Invalid {
+                name: CALL_TIMEOUTS_ENV,
+                reason: format!("{other:?} is neither on nor off"),
+            })
+        }
+    };
+    Ok(builder.timeout_config(timeouts(call_timeouts)).build())
+}
+
+/// The variable that turns [`ATTEMPT_TIMEOUT`] and [`OPERATION_TIMEOUT`]
+/// off: `off` for an emulator that serves one request at a time, where a
+/// request can wait seconds behind others under a benchmark's load (`make
+/// bench` sets it); `on` (the default) everywhere else.
+pub const CALL_TIMEOUTS_ENV: &str = "CREDITS_AWS_CALL_TIMEOUTS";
+
+/// Whether `name` is a variable this module reads.
+fn read(name: &str) -> bool {
+    name.starts_with("AWS_") || name == CALL_TIMEOUTS_ENV
 }
 
 /// Longest wait for one attempt of an AWS call, its answer included: a
@@ -116,13 +138,13 @@ pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
 pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(8);
 
 /// The SDK's connect timeout (its default for the latest behaviour
-/// version), [`ATTEMPT_TIMEOUT`] and [`OPERATION_TIMEOUT`].
-pub fn timeouts() -> TimeoutConfig {
-    TimeoutConfig::builder()
-        .connect_timeout(Duration::from_millis(3_100))
-        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-        .operation_timeout(OPERATION_TIMEOUT)
-        .build()
+/// version), with [`ATTEMPT_TIMEOUT`] and [`OPERATION_TIMEOUT`] when `calls`.
+fn timeouts(calls: bool) -> TimeoutConfig {
+    let connect = TimeoutConfig::builder().connect_timeout(Duration::from_millis(3_100));
+    match calls {
+        true => connect.operation_attempt_timeout(ATTEMPT_TIMEOUT).operation_timeout(OPERATION_TIMEOUT).build(),
+        false => connect.build(),
+    }
 }
 
 /// The retry configuration `AWS_MAX_ATTEMPTS` and `AWS_RETRY_MODE` ask for,
@@ -295,6 +317,14 @@ mod tests {
             assert_eq!(timeouts.operation_timeout(), Some(OPERATION_TIMEOUT));
         }
         assert!(ATTEMPT_TIMEOUT * 2 < OPERATION_TIMEOUT, "room for a retry");
+        let off = from_vars(with(&[(CALL_TIMEOUTS_ENV, "OFF")])).expect("config");
+        let off = off.timeout_config().expect("timeouts");
+        assert_eq!(off.connect_timeout(), Some(Duration::from_millis(3_100)));
+        assert_eq!((off.operation_attempt_timeout(), off.operation_timeout()), (None, None));
+        let on = from_vars(with(&[(CALL_TIMEOUTS_ENV, "on")])).expect("config");
+        assert_eq!(on.timeout_config().and_then(|t| t.operation_timeout()), Some(OPERATION_TIMEOUT));
+        let bad = from_vars(with(&[(CALL_TIMEOUTS_ENV, "sometimes")])).err().map(|e| e.to_string());
+        assert!(bad.is_some_and(|e| e.contains(CALL_TIMEOUTS_ENV)));
     }
 
     #[test]
