@@ -219,18 +219,50 @@ def api_up():
     return True
 
 
+def start_service(log_path):
+    """Starts `make run` (infra/run.sh), its output in `log_path`; returns the
+    process once the API answers, or None (the log's tail printed) when it
+    stopped first or took longer than a fresh clone's build."""
+    print(f"Starting the local service (make run) for the demo; its output goes to {log_path}.")
+    print("On a fresh clone the first build compiles the AWS SDKs: minutes (6.5 on two cores here).")
+    os.makedirs(os.path.dirname(log_path), exist_ok=True)
+    log = open(log_path, "w")
+    service = subprocess.Popen(["bash", os.path.join(ROOT, "infra", "run.sh")], cwd=ROOT,
+                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    started = time.monotonic()
+    note = started + 60
+    while not api_up():
+        waited = time.monotonic() - started
+        if service.poll() is not None or waited > 45 * 60:
+            why = "stopped" if service.poll() is not None else "did not answer within 45 minutes"
+            print(f"the local service {why}; the end of {log_path}:", file=sys.stderr)
+            log.flush()
+            with open(log_path, errors="replace") as f:
+                print("".join(f.readlines()[-20:]), file=sys.stderr)
+            stop_service(service)
+            return None
+        if time.monotonic() >= note:
+            note += 60
+            print(f"  still starting ({round(waited / 60)} min)...", flush=True)
+        time.sleep(1)
+    return service
+
+
+def stop_service(service):
+    if service.poll() is None:
+        os.killpg(service.pid, signal.SIGTERM)
+    try:
+        service.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(service.pid, signal.SIGKILL)
+
+
 def main():
     service = None
     if not api_up():
-        print("Starting the local service (make run) for the demo...")
-        service = subprocess.Popen(["bash", os.path.join(ROOT, "infra", "run.sh")], cwd=ROOT,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + 600
-        while not api_up():
-            if service.poll() is not None or time.monotonic() > deadline:
-                print("the local service did not start", file=sys.stderr)
-                return 1
-            time.sleep(1)
+        service = start_service(os.path.join(ROOT, ".emulator", "demo-run.log"))
+        if service is None:
+            return 1
     try:
         story()
         return 0
@@ -239,11 +271,7 @@ def main():
         return 1
     finally:
         if service is not None:
-            os.killpg(service.pid, signal.SIGTERM)
-            try:
-                service.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(service.pid, signal.SIGKILL)
+            stop_service(service)
 
 
 if __name__ == "__main__":

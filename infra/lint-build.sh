@@ -11,3 +11,7 @@
 # `cargo clippy` itself; release builds never go through clippy-driver.
 export RUSTC_WORKSPACE_WRAPPER=clippy-driver
 export CLIPPY_ARGS=-Dwarnings
+if ! command -v clippy-driver >/dev/null; then
+  echo "clippy-driver not found: the build lints as it compiles. Install Rust with rustup's default profile, or: rustup component add clippy" >&2
+  return 1 2>/dev/null || exit 1
+fi

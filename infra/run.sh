@@ -42,6 +42,7 @@ fi
 emulator=$!
 watch=""
 pids=()
+status=0
 stop() {
   trap - EXIT INT TERM
   echo
@@ -55,7 +56,7 @@ stop() {
   kill "$emulator" 2>/dev/null || true
   wait "$emulator" 2>/dev/null || true
   echo "Stopped."
-  exit 0
+  exit "$status"
 }
 trap stop EXIT INT TERM
 "$py" infra/bootstrap.py --wait
@@ -112,9 +113,10 @@ for _ in range(300):
 sys.exit('cargo lambda watch did not start; see .emulator/run-watch.log')"
 for name in "${functions[@]}"; do
   AWS_LAMBDA_RUNTIME_API="http://127.0.0.1:${watch_port}/.rt/${name}" AWS_LAMBDA_FUNCTION_NAME="$name" \
-    AWS_LAMBDA_FUNCTION_VERSION=1 AWS_LAMBDA_FUNCTION_MEMORY_SIZE=256 "target/debug/${name}" &
+    AWS_LAMBDA_FUNCTION_VERSION=1 AWS_LAMBDA_FUNCTION_MEMORY_SIZE=256 "${CARGO_TARGET_DIR:-target}/debug/${name}" &
   pids+=($!)
 done
 # Until Ctrl-C, or until a function stops (its log above says why).
 wait -n "${pids[@]}" "$watch" || true
 echo "a process of the local service stopped; stopping the rest" >&2
+status=1

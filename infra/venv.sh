@@ -8,16 +8,27 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 python="${PYTHON:-python3}"
+# A virtualenv whose interpreter runs and whose pip was installed: one cut
+# short (Ctrl-C during `python3 -m venv`, or no python3-venv) or left behind by
+# a Python upgrade (a dangling bin/python) is made again.
+healthy() {
+  [[ -x "$1/bin/python" && -x "$1/bin/pip" ]]
+}
 install() {
   local venv="$root/$1" name="$2"
   local file="$root/infra/$name" stamp="$root/$1/.$name.sha256" want
   want="$(sha256sum "$file" | cut -d' ' -f1)"
-  if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+  if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]] && healthy "$venv"; then
     return 0
   fi
   command -v "$python" >/dev/null || { echo "infra/venv.sh: python3 is required" >&2; exit 1; }
   echo "Installing infra/$name into $1 ..."
-  [[ -x "$venv/bin/python" ]] || "$python" -m venv "$venv"
+  if ! healthy "$venv"; then
+    "$python" -m venv --clear "$venv" || {
+      echo "infra/venv.sh: '$python -m venv' failed (on Debian or Ubuntu: apt install python3-venv)" >&2
+      exit 1
+    }
+  fi
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$file"
   echo "$want" > "$stamp"
 }
