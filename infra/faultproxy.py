@@ -22,7 +22,10 @@ that real DynamoDB or SES produce under load:
 
 Control, for the tests: `POST /__faults {"rate": 0.3, "seed": 7}` sets the
 rate and restarts the RNG and the counters; `GET /__faults` returns the
-counters (requests per operation, faults per kind and operation).
+counters (requests per operation, faults per kind and operation). The rate
+and the counters cover every request through the proxy, whoever sends it:
+each test that injects faults starts a proxy of its own (`FaultProxy` in
+tests/src/emulator.rs).
 
 Stalls, for the timeout tests: `POST /__faults/stall {"operation":
 "TransactWriteItems", "table": "t", "count": 1, "forward": true}` makes the

@@ -7,7 +7,7 @@
 //! (the machine is noisy), only that every request succeeded.
 
 use integration_tests::runtime_api::{cpu_time, peak_rss, RuntimeApi};
-use integration_tests::{app, buy, emulator::http_json, new_user, service_event};
+use integration_tests::{app, buy, emulator::FaultProxy, new_user, service_event};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -127,16 +127,16 @@ struct Warm {
 /// `requests` invocations of `binary` with `event(i)`, warm, through the
 /// fault proxy (no faults) so its AWS requests can be counted.
 async fn warm(binary: &str, requests: usize, event: impl Fn(usize) -> Value) -> Warm {
-    let proxy = std::env::var("FAULT_PROXY_URL").expect("FAULT_PROXY_URL (run through make bench)");
+    let proxy = FaultProxy::start();
     let mut api = RuntimeApi::start().await;
-    let mut child = api.spawn(&bin_dir().join(binary), &env(&proxy));
+    let mut child = api.spawn(&bin_dir().join(binary), &env(&proxy.url));
     let pid = child.id();
     api.first_poll(Duration::from_secs(10)).await.expect("the function started");
     for i in 0..WARMUP {
         let (outcome, _) = api.invoke(&format!("warm-{i}"), &event(1_000_000 + i)).await;
         assert!(!outcome.error, "{}", outcome.body);
     }
-    http_json(&proxy, "POST", "/__faults", Some(&json!({"rate": 0, "seed": 0}))).await;
+    proxy.inject(0.0, 0).await;
     let cpu_before = cpu_time(pid).expect("/proc");
     let mut latencies = Vec::with_capacity(requests);
     for i in 0..requests {
@@ -147,7 +147,7 @@ async fn warm(binary: &str, requests: usize, event: impl Fn(usize) -> Value) -> 
     }
     let cpu = cpu_time(pid).expect("/proc").saturating_sub(cpu_before);
     let peak_rss = peak_rss(pid).expect("/proc");
-    let stats = http_json(&proxy, "GET", "/__faults", None).await;
+    let stats = proxy.report().await;
     let _ = child.kill();
     let _ = child.wait();
     latencies.sort();

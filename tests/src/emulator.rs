@@ -31,18 +31,67 @@ pub async fn sent_emails() -> Vec<Value> {
     }
 }
 
-/// The fault proxy between the functions and the emulator
-/// (`infra/faultproxy.py`), which `infra/with-emulator.sh` starts: it injects
-/// nothing until a test asks.
-pub fn fault_proxy_url() -> String {
-    std::env::var("FAULT_PROXY_URL")
-        .expect("FAULT_PROXY_URL (run through infra/with-emulator.sh: make test or make chaos)")
+/// A fault proxy (`infra/faultproxy.py`) of the caller's own in front of the
+/// emulator, stopped when dropped: it injects nothing until asked, and what
+/// it injects and counts concerns its caller alone. (One proxy shared by the
+/// tests let the chaos run's 30% of faults reach another test's requests,
+/// and its reset drop that test's stalls.)
+pub struct FaultProxy {
+    /// `http://127.0.0.1:PORT`, an endpoint for [`crate::app_through`].
+    pub url: String,
+    child: std::process::Child,
 }
 
-/// Makes the fault proxy leave the next `count` requests of `operation` on
-/// `table` unanswered until the caller gives up on them: after forwarding
-/// them (they take effect) when `forward`, without otherwise.
-pub async fn stall(operation: &str, table: &str, count: u32, forward: bool) {
-    let settings = serde_json::json!({"operation": operation, "table": table, "count": count, "forward": forward});
-    http_json(&fault_proxy_url(), "POST", "/__faults/stall", Some(&settings)).await;
+impl FaultProxy {
+    /// Starts one on a free loopback port, forwarding to `AWS_ENDPOINT_URL`.
+    pub fn start() -> FaultProxy {
+        use std::io::BufRead;
+        let upstream = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL (run through make test)");
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let python = root.join(".venv/bin/python");
+        let mut child = std::process::Command::new(&python)
+            .arg(root.join("infra/faultproxy.py"))
+            .args(["--port", "0", "--upstream", &upstream])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{} infra/faultproxy.py: {e}", python.display()));
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("piped stdout");
+        std::io::BufReader::new(stdout).read_line(&mut line).expect("the proxy's first line");
+        let port = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("not a port: {line:?}"));
+        FaultProxy { url: format!("http://127.0.0.1:{port}"), child }
+    }
+
+    /// Faults from now on: each request gets one with probability `rate`,
+    /// drawn from an RNG seeded with `seed`; the counters start afresh.
+    pub async fn inject(&self, rate: f64, seed: u64) {
+        http_json(&self.url, "POST", "/__faults", Some(&serde_json::json!({"rate": rate, "seed": seed}))).await;
+    }
+
+    /// The counters: `{"rate", "seed", "requests": {operation: n}, "faults": {kind: {operation: n}}}`.
+    pub async fn report(&self) -> Value {
+        http_json(&self.url, "GET", "/__faults", None).await
+    }
+
+    /// Leaves the next `count` requests of `operation` on `table` unanswered
+    /// until the caller gives up on them: after forwarding them (they take
+    /// effect) when `forward`, without otherwise.
+    pub async fn stall(&self, operation: &str, table: &str, count: u32, forward: bool) {
+        let settings = serde_json::json!({"operation": operation, "table": table, "count": count, "forward": forward});
+        http_json(&self.url, "POST", "/__faults/stall", Some(&settings)).await;
+    }
+
+    /// Answers the next `count` requests of `operation` on `table`
+    /// `seconds` late.
+    pub async fn delay(&self, operation: &str, table: &str, count: u32, seconds: f64) {
+        let settings = serde_json::json!({"operation": operation, "table": table, "count": count, "delay": seconds});
+        http_json(&self.url, "POST", "/__faults/stall", Some(&settings)).await;
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

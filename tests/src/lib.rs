@@ -7,7 +7,7 @@
 //! | [`events`] | API Gateway events from the fixtures, and decoded answers |
 //! | [`drivers`] | the app under test, and each function driven by an event |
 //! | [`table`] | the table behind the handlers' backs: items, partitions, fresh tables |
-//! | [`emulator`] | what only the emulator can tell: the emails SES accepted |
+//! | [`emulator`] | what only the emulator can tell (the emails SES accepted), and fault proxies |
 //! | [`invariants`] | checks that hold for every account, read from the table |
 //! | [`logs`] | the log lines the functions write |
 //! | [`chaos`] | the fault-injection suite: workload, invariants, self-test |

@@ -179,11 +179,12 @@ async fn when_ses_refuses_the_purchase_still_succeeds_and_the_receipt_stays_pend
 /// waited for the proxy's 60 s, twice.
 #[tokio::test]
 async fn a_silent_connection_is_given_up_and_the_purchase_still_counts_once() {
+    let proxy = FaultProxy::start();
     let table = fresh_table(&app().await).await;
-    let app = app_through(&fault_proxy_url(), &table).await;
+    let app = app_through(&proxy.url, &table).await;
     let (user, _) = new_user(&app, "pro").await;
-    stall("TransactGetItems", &table, 1, false).await;
-    stall("TransactWriteItems", &table, 1, true).await;
+    proxy.stall("TransactGetItems", &table, 1, false).await;
+    proxy.stall("TransactWriteItems", &table, 1, true).await;
     let started = std::time::Instant::now();
     let a = buy(&app, purchase_body(&user, &unique("pay"), 1_000)).await;
     let took = started.elapsed();

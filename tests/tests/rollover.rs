@@ -288,11 +288,11 @@ async fn invocations_on_disjoint_shard_groups_share_the_backlog_and_roll_each_ac
 /// cover at most 12 writes of 40 cycles, whatever the machine's speed.
 #[tokio::test]
 async fn a_request_on_an_account_too_far_behind_answers_503_and_its_retries_carry_on() {
+    let proxy = FaultProxy::start();
     let table = fresh_table(&app().await).await;
-    let app = app_through(&fault_proxy_url(), &table).await;
+    let app = app_through(&proxy.url, &table).await;
     let user = new_user_since(&app, "pro", "1966-01-01T00:00:00Z").await.0;
-    let late = json!({"operation": "TransactWriteItems", "table": table, "count": 1_000, "delay": 0.25});
-    http_json(&fault_proxy_url(), "POST", "/__faults/stall", Some(&late)).await;
+    proxy.delay("TransactWriteItems", &table, 1_000, 0.25).await;
     let body = json!({"user_id": user, "spend_id": "s", "credits": 100});
     let cycles = |kinds: &[String]| kinds.iter().filter(|k| *k == "cycle_grant").count();
 

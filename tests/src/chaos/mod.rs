@@ -12,7 +12,7 @@ pub mod checks;
 pub mod workload;
 
 use crate::drivers::{app, app_through, outbox_at};
-use crate::emulator::{http_json, sent_emails};
+use crate::emulator::{sent_emails, FaultProxy};
 use crate::table::{attr, fresh_table, scan, Item};
 use checks::World;
 use serde_json::{json, Value};
@@ -84,16 +84,16 @@ fn counts(map: &Value) -> String {
 }
 
 async fn run_one(config: &Config, seed: u64, rate: f64) -> (usize, usize) {
-    let proxy = crate::emulator::fault_proxy_url();
+    let proxy = FaultProxy::start();
     let table = fresh_table(&app().await).await;
-    let app = app_through(&proxy, &table).await;
+    let app = app_through(&proxy.url, &table).await;
     println!("chaos run: seed {seed}, fault rate {rate:.2}, table {table}");
 
-    http_json(&proxy, "POST", "/__faults", Some(&json!({"rate": rate, "seed": seed}))).await;
+    proxy.inject(rate, seed).await;
     let started = Instant::now();
     let (ops, tally) = workload::run(&app, seed, config.users, config.operations, config.concurrency).await;
-    let stats = http_json(&proxy, "GET", "/__faults", None).await;
-    http_json(&proxy, "POST", "/__faults", Some(&json!({"rate": 0, "seed": seed}))).await;
+    let stats = proxy.report().await;
+    proxy.inject(0.0, seed).await;
     let faulted = started.elapsed();
 
     // Faults off: what is pending is sent by the scheduled sender, as in production.
