@@ -1,8 +1,8 @@
 //! The fault-injection suite (`make chaos`; a small configuration runs in
 //! `make test`).
 //!
-//! Each run puts the fault proxy (`infra/faultproxy.py`) between the
-//! functions and the emulator at a fault rate, with a seeded RNG, runs the
+//! Each run puts a fault proxy of its own (`infra/faultproxy.py`) between
+//! the functions and the emulator at a fault rate, with a seeded RNG, runs the
 //! workload ([`workload`]) on a fresh table, turns the faults off, lets the
 //! outbox drain, and checks the invariants ([`checks`]) from the table
 //! itself. Then it plants one defect per invariant into a copy of what the

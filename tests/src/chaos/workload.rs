@@ -106,11 +106,17 @@ pub async fn run(app: &App, seed: u64, users: usize, operations: usize, concurre
     let run = format!("{}-s{seed}", crate::unique("chaos"));
 
     // Signups, in waves: the first few name no code; most later ones name
-    // the code of someone signed up before. Half the accounts start in
-    // January 2026: by the clock their cycles have ended, so the requests on
-    // them roll them over first, racing the first rollover run below. The
-    // other half start in January 2096: not due by the clock, so the later
-    // runs (at times in 2096) roll them over while requests go on.
+    // the code of someone signed up before. Half the accounts start about
+    // eleven months ago: by the clock their cycles have ended, so the
+    // requests on them roll them over first, racing the first rollover run
+    // below. The other half start in the coming four weeks: not due by the
+    // clock, so the later runs (two to seven months on) roll them over while
+    // requests go on. Those runs find both halves a few cycles behind, not
+    // hundreds: with the second half in 2096 and runs there, each account of
+    // the first rolled 840 cycles, whose ledger entries made a full `make
+    // chaos` take 10 minutes instead of 3.
+    let today = credits::cycle::now();
+    let days_on = |days: i64| credits::cycle::format_time(today + chrono::Duration::days(days));
     let mut codes: Vec<String> = Vec::new();
     let mut user_ids = Vec::new();
     let first_wave = (users / 4).max(2).min(users);
@@ -122,7 +128,7 @@ pub async fn run(app: &App, seed: u64, users: usize, operations: usize, concurre
             let user = format!("{run}-u{i}");
             let mut body = json!({
                 "user_id": user, "email": format!("{user}@example.com"), "plan": PLANS[rng.usize(..PLANS.len())],
-                "signed_up_at": format!("{}-01-{:02}T10:00:00Z", if i % 2 == 0 { 2026 } else { 2096 }, 1 + i % 28),
+                "signed_up_at": days_on(if i % 2 == 0 { -330 } else { 1 } + (i % 28) as i64),
             });
             if !codes.is_empty() && rng.f64() < 0.7 {
                 body["referral_code"] = json!(codes[rng.usize(..codes.len())]);
@@ -150,23 +156,17 @@ pub async fn run(app: &App, seed: u64, users: usize, operations: usize, concurre
     }
 
     // Rollovers while the requests go on (two of them racing each other).
-    let rollovers: Vec<_> = [
-        "2026-02-15T00:00:00Z",
-        "2096-02-15T00:00:00Z",
-        "2096-04-15T00:00:00Z",
-        "2096-04-15T00:00:00Z",
-        "2096-07-15T00:00:00Z",
-    ]
-    .into_iter()
-    .enumerate()
-    .map(|(i, time)| {
-        let app = app.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(300 * i as u64)).await;
-            rollover_at(&app, time, 0).await
+    let rollovers: Vec<_> = [days_on(-285), days_on(60), days_on(120), days_on(120), days_on(210)]
+        .into_iter()
+        .enumerate()
+        .map(|(i, time)| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(300 * i as u64)).await;
+                rollover_at(&app, &time, 0).await
+            })
         })
-    })
-    .collect();
+        .collect();
 
     let mut planned = Vec::new();
     for i in 0..operations {
