@@ -89,10 +89,20 @@ pub async fn scan(app: &App) -> Vec<Item> {
     }
 }
 
-/// The account item of a user, as stored.
+/// The account item of a user, as stored (one item read: the partition
+/// holds the whole ledger too).
 pub async fn account_item(app: &App, user: &str) -> Item {
-    let items = partition(app, &format!("USER#{user}")).await;
-    items.into_iter().find(|i| attr(i, "sk") == "ACCOUNT").unwrap_or_else(|| panic!("no account {user}"))
+    let out = dynamodb()
+        .await
+        .get_item()
+        .table_name(&app.config.table_name)
+        .key("pk", AttributeValue::S(format!("USER#{user}")))
+        .key("sk", AttributeValue::S("ACCOUNT".to_owned()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("get item");
+    out.item.unwrap_or_else(|| panic!("no account {user}"))
 }
 
 /// Sets attributes of a user's account behind the handlers' backs (to plant
