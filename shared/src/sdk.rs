@@ -69,12 +69,14 @@ pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Sdk
     let env: BTreeMap<String, String> =
         vars.into_iter().filter(|(name, value)| read(name) && !value.is_empty()).collect();
     let var = |name: &str| env.get(name).map(String::as_str);
-    let flag = |name: &'static str| match var(name).map(str::to_ascii_lowercase).as_deref() {
+    // A variable of two words, `yes` or `no` (any case), as a bool.
+    let either = |name: &'static str, yes: &str, no: &str| match var(name).map(str::to_ascii_lowercase) {
         None => Ok(None),
-        Some("true") => Ok(Some(true)),
-        Some("false") => Ok(Some(false)),
-        Some(other) => Err(ConfigError::Invalid { name, reason: format!("{other:?} is neither true nor false") }),
+        Some(word) if word == yes => Ok(Some(true)),
+        Some(word) if word == no => Ok(Some(false)),
+        Some(other) => Err(ConfigError::Invalid { name, reason: format!("{other:?} is neither {yes} nor {no}") }),
     };
+    let flag = |name: &'static str| either(name, "true", "false");
     let region = var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")).ok_or(ConfigError::Missing("AWS_REGION"))?;
     let key_id = var("AWS_ACCESS_KEY_ID").ok_or(ConfigError::Missing("AWS_ACCESS_KEY_ID"))?;
     let secret = var("AWS_SECRET_ACCESS_KEY").ok_or(ConfigError::Missing("AWS_SECRET_ACCESS_KEY"))?;
@@ -99,16 +101,7 @@ pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Sdk
     builder.set_use_fips(flag("AWS_USE_FIPS_ENDPOINT")?);
     builder.set_use_dual_stack(flag("AWS_USE_DUALSTACK_ENDPOINT")?);
     builder.set_retry_config(retry_config(var("AWS_MAX_ATTEMPTS"), var("AWS_RETRY_MODE"))?);
-    let call_timeouts = match var(CALL_TIMEOUTS_ENV).map(str::to_ascii_lowercase).as_deref() {
-        None | Some("on") => true,
-        Some("off") => false,
-        Some(other) => {
-            return Err(ConfigError::Invalid {
-                name: CALL_TIMEOUTS_ENV,
-                reason: format!("{other:?} is neither on nor off"),
-            })
-        }
-    };
+    let call_timeouts = either(CALL_TIMEOUTS_ENV, "on", "off")?.unwrap_or(true);
     Ok(builder.timeout_config(timeouts(call_timeouts)).build())
 }
 
