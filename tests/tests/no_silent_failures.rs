@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::operation::query::QueryOutput;
 use aws_sdk_dynamodb::operation::transact_write_items::{TransactWriteItemsError, TransactWriteItemsOutput};
 use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemInput, UpdateItemOutput};
 use aws_sdk_dynamodb::types::error::ResourceNotFoundException;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use aws_sdk_sesv2::operation::send_email::SendEmailOutput;
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
 use credits::App;
@@ -316,6 +316,73 @@ async fn a_failed_batch_read_of_due_accounts_is_counted_and_the_other_shards_sti
     assert_eq!(report, json!({"rolled_over": 0, "cycles": 0, "errors": 1, "remaining": true}));
     assert!(read.num_calls() >= 1);
     assert_eq!(rest.num_calls(), 15, "every other shard was read");
+}
+
+/// The key of a user's account, as BatchGetItem leaves it unprocessed.
+fn unprocessed(users: &[&str]) -> HashMap<String, KeysAndAttributes> {
+    let keys = users
+        .iter()
+        .map(|user| HashMap::from([("pk".to_owned(), s(&format!("USER#{user}"))), ("sk".to_owned(), s("ACCOUNT"))]))
+        .collect();
+    let keys = KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(true).build().expect("keys");
+    HashMap::from([("credits-mocked".to_owned(), keys)])
+}
+
+#[tokio::test]
+async fn keys_a_batch_read_leaves_unprocessed_are_read_again_and_rolled_over() {
+    let app = app().await;
+    let (a, b) =
+        (signed_up(&app, "free", "2025-12-10T00:00:00Z").await, signed_up(&app, "free", "2025-12-10T00:00:00Z").await);
+    let (item_a, item_b) = (account_item(&app, &a).await, account_item(&app, &b).await);
+    let (ids, b_id) = ([a.clone(), b.clone()], b.clone());
+    let due = mock!(aws_sdk_dynamodb::Client::query)
+        .match_requests(|req| shard_of(req) == "DUE#00")
+        .then_output(move || index_page("USER", "ACCOUNT", &[ids[0].as_str(), ids[1].as_str()]));
+    let empty = mock!(aws_sdk_dynamodb::Client::query).then_output(|| QueryOutput::builder().build());
+    let batch = mock!(aws_sdk_dynamodb::Client::batch_get_item)
+        .sequence()
+        .output(move || {
+            BatchGetItemOutput::builder()
+                .responses("credits-mocked", vec![item_a.clone()])
+                .set_unprocessed_keys(Some(unprocessed(&[&b_id])))
+                .build()
+        })
+        .output(move || BatchGetItemOutput::builder().responses("credits-mocked", vec![item_b.clone()]).build())
+        .build();
+    let write = mock!(aws_sdk_dynamodb::Client::transact_write_items)
+        .then_output(|| TransactWriteItemsOutput::builder().build());
+    let db = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&due, &empty, &batch, &write]);
+    let mocked = mocked_app(db, aws_sdk_sesv2::Client::new(&sdk_config()));
+
+    let report = rollover_at(&mocked, "2026-01-15T00:00:00Z", 0).await;
+    assert_eq!(report, json!({"rolled_over": 2, "cycles": 2, "errors": 0, "remaining": false}));
+    assert_eq!((batch.num_calls(), write.num_calls()), (2, 2), "the unprocessed key read in a second round");
+}
+
+/// Keys left unprocessed round after round: the run gives the batch up
+/// while its budget still holds a call's time (the retry rounds' pauses
+/// alone add up to 4-8 s, which it used to sleep whatever the deadline).
+#[tokio::test]
+async fn a_batch_read_that_keeps_leaving_keys_unprocessed_is_given_up_within_the_budget() {
+    let due = mock!(aws_sdk_dynamodb::Client::query)
+        .match_requests(|req| shard_of(req) == "DUE#00")
+        .then_output(|| index_page("USER", "ACCOUNT", &["a", "b"]));
+    let rest = mock!(aws_sdk_dynamodb::Client::query).then_output(|| QueryOutput::builder().build());
+    let batch = mock!(aws_sdk_dynamodb::Client::batch_get_item)
+        .then_output(|| BatchGetItemOutput::builder().set_unprocessed_keys(Some(unprocessed(&["a", "b"]))).build());
+    let db = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&due, &rest, &batch]);
+    let mocked = mocked_app(db, aws_sdk_sesv2::Client::new(&sdk_config()));
+    // The budget keeps Budget::MARGIN in hand: 0.8 s to spend.
+    let spend = std::time::Duration::from_millis(800);
+    let deadline = std::time::SystemTime::now() + credits::ops::schedule::Budget::MARGIN + spend;
+    let deadline_ms = deadline.duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_millis() as u64;
+
+    let started = std::time::Instant::now();
+    let report = rollover_at(&mocked, "2026-01-01T00:00:00Z", deadline_ms).await;
+    let took = started.elapsed();
+    assert_eq!(report, json!({"rolled_over": 0, "cycles": 0, "errors": 1, "remaining": true}));
+    assert!(batch.num_calls() >= 2, "unprocessed keys are asked for again: {}", batch.num_calls());
+    assert!(took < spend + std::time::Duration::from_millis(500), "{took:?}, the margin kept");
 }
 
 #[tokio::test]

@@ -113,7 +113,11 @@ pub async fn run(
                     report.remaining = true;
                     return report;
                 }
-                let accounts = match persist(budget, "rollover batch read", || store.accounts(ids)).await {
+                let accounts = match persist(budget, "rollover batch read", || {
+                    store.accounts(ids, |pause| budget.allows(pause))
+                })
+                .await
+                {
                     Ok(accounts) => accounts,
                     Err(e) => {
                         tracing::error!(shard, accounts = ids.len(), error = %e, "rollover batch read failed; left for the next run");

@@ -11,6 +11,7 @@ use crate::cycle::{format_time, Time};
 use crate::email::{EmailStatus, OutboxEmail};
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue};
 use std::collections::HashMap;
+use std::time::Duration;
 
 /// A page of the schedule: the ids due, and where the next page starts.
 #[derive(Debug, Default)]
@@ -68,10 +69,16 @@ impl Store {
     }
 
     /// Reads up to 100 accounts in one request (strongly consistent),
-    /// retrying what DynamoDB leaves unprocessed. An item that does not
-    /// decode is an error of its own, in the list: it does not hide the
-    /// accounts read with it.
-    pub async fn accounts(&self, user_ids: &[String]) -> Result<Vec<Result<Account, StoreError>>, StoreError> {
+    /// retrying what DynamoDB leaves unprocessed, up to 10 rounds, while
+    /// `may_wait(pause)` says the caller has time to pause before the next
+    /// (a scheduled run's budget: the pauses add up to seconds). An item
+    /// that does not decode is an error of its own, in the list: it does not
+    /// hide the accounts read with it.
+    pub async fn accounts(
+        &self,
+        user_ids: &[String],
+        may_wait: impl Fn(Duration) -> bool,
+    ) -> Result<Vec<Result<Account, StoreError>>, StoreError> {
         let mut accounts = Vec::with_capacity(user_ids.len());
         let keys: Vec<Item> = user_ids.iter().map(|id| account_key(id)).collect();
         let mut request = KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(true).build().ok();
@@ -79,10 +86,16 @@ impl Store {
         while let Some(keys) = request.take().filter(|k| !k.keys().is_empty()) {
             rounds += 1;
             if rounds > 1 {
-                tokio::time::sleep(std::time::Duration::from_millis(fastrand::u64(0..=(20 << rounds.min(6))))).await;
-            }
-            if rounds > 10 {
-                return Err(StoreError::Unavailable("BatchGetItem kept leaving keys unprocessed".into()));
+                let pause = Duration::from_millis(fastrand::u64(0..=(20 << rounds.min(6))));
+                if rounds > 10 || !may_wait(pause) {
+                    return Err(StoreError::Unavailable(format!(
+                        "BatchGetItem left {} of {} keys unprocessed after {} rounds",
+                        keys.keys().len(),
+                        user_ids.len(),
+                        rounds - 1
+                    )));
+                }
+                tokio::time::sleep(pause).await;
             }
             let out =
                 self.client().batch_get_item().request_items(self.table(), keys).send().await.map_err(classify)?;
