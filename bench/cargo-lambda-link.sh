@@ -6,7 +6,7 @@
 # cargo-lambda build in target/x86_64-unknown-linux-gnu, about 8 minutes from
 # scratch on 2 cores), copies both sets at the same moment, and starts them in
 # the same rounds of the request benchmark's cold-start part (BENCH_REQUESTS=0).
-# Not part of make test or make bench. The README's figures come from it.
+# Not part of make test or make bench. docs/performance.md's figures come from it.
 #   bash bench/cargo-lambda-link.sh [function,...]   (default: sdk-floor,purchase,spend)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"

@@ -5,7 +5,7 @@
 # bench/sdk-floor), in the same rounds of the request benchmark's cold-start
 # part, and prints the sdk-floor lines. The last, with everything left out,
 # does what the hello-world does, in sdk-floor's binary: what the binary's size
-# costs by itself. Not part of make test or make bench; the README's figures
+# costs by itself. Not part of make test or make bench; docs/performance.md's figures
 # come from it.
 #   bash bench/cold-start-parts.sh [runs]   (default: 3 runs of every variant)
 set -euo pipefail

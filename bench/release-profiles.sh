@@ -3,7 +3,7 @@
 # baseline under each candidate (opt-level, LTO, panic strategy), each in its
 # own target directory (target/profiles/<name>, several GB each), and runs the
 # request benchmark on each build. About 10 minutes a candidate on 2 cores;
-# not part of make test or make bench. The README's table comes from it.
+# not part of make test or make bench. docs/performance.md's table comes from it.
 #   bash bench/release-profiles.sh [name ...]   (default: every candidate)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
