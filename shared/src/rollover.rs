@@ -77,6 +77,32 @@ pub fn rollover(
     Ok(Some(Rollover { change, cycles, caught_up: cycle.end > now }))
 }
 
+/// `account` as a request at `now` finds it: with every cycle ended by then
+/// rolled over, as a request that changes the account rolls it over before
+/// anything else. What the read routes show, so that an account the hourly
+/// run has not reached yet shows the balance that can be spent, not the
+/// ended cycle's. The account as read where it is current, or cannot be
+/// rolled over (its plan left the catalogue, a bucket would overflow), as a
+/// request decides on it then.
+pub fn as_of(account: &Account, catalogue: &Catalogue, now: Time) -> Account {
+    let Ok(Some(rollover)) = self::rollover(account, catalogue, now, u32::MAX) else { return account.clone() };
+    let change = rollover.change;
+    let mut rolled = account.clone();
+    if let Some(last) = change.entries.last() {
+        rolled.balance = last.balance_after;
+        rolled.ledger_seq = last.seq;
+    }
+    if let Some(advance) = change.cycle {
+        rolled.cycle = advance.to;
+    }
+    rolled.cycle_max_allowance = change.cycle_max_allowance.unwrap_or(rolled.cycle_max_allowance);
+    if change.reset_cycle_referrals {
+        rolled.cycle_referrals = 0;
+    }
+    rolled.low_balance_alerted = change.low_balance_alerted.unwrap_or(rolled.low_balance_alerted);
+    rolled
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,6 +180,38 @@ mod tests {
         let r = due(&a, "2026-04-15T12:00:00Z", 40);
         assert_eq!(r.change.entries.last().expect("grant").balance_after.plan, 1_000);
         assert_eq!(r.change.cycle_max_allowance, Some(1_000));
+    }
+
+    #[test]
+    fn a_read_finds_the_account_as_a_request_would_after_its_rollover() {
+        let mut a = account(
+            "free",
+            "2026-03-15T12:00:00Z",
+            Balance { plan: 4_000, bonus: 20, flexible: 300, held: 50, debt: 0 },
+        );
+        (a.cycle_referrals, a.low_balance_alerted, a.cycle_max_allowance) = (3, vec![100], 5_000);
+        let read = as_of(&a, &Catalogue::default(), t("2026-05-20T00:00:00Z"));
+        assert_eq!(read.balance, Balance { plan: 1_000, bonus: 20, flexible: 300, held: 50, debt: 0 });
+        assert_eq!(format_time(read.cycle.end), "2026-06-15T12:00:00Z", "two cycles rolled over");
+        assert_eq!((read.cycle_referrals, read.low_balance_alerted.len(), read.cycle_max_allowance), (0, 0, 1_000));
+        assert_eq!(read.ledger_seq, a.ledger_seq + 4, "two expires, two grants");
+        assert_eq!((read.plan.as_str(), read.version), ("free", a.version), "nothing else changes");
+    }
+
+    #[test]
+    fn a_read_finds_a_far_behind_account_caught_up_whole() {
+        let a = account("free", "2020-01-01T00:00:00Z", Balance::default());
+        let read = as_of(&a, &Catalogue::default(), t("2026-01-01T00:00:01Z"));
+        assert_eq!(format_time(read.cycle.end), "2026-02-01T00:00:00Z", "more than one write's worth of cycles");
+        assert_eq!(read.balance.plan, 1_000);
+    }
+
+    #[test]
+    fn a_read_finds_a_current_account_or_one_that_cannot_roll_over_as_stored() {
+        let a = account("pro", "2026-01-31T10:00:00Z", Balance { plan: 700, ..Balance::default() });
+        assert_eq!(as_of(&a, &Catalogue::default(), t("2026-02-28T09:59:59Z")), a);
+        let lost = account("legacy", "2026-01-31T10:00:00Z", Balance { plan: 700, ..Balance::default() });
+        assert_eq!(as_of(&lost, &Catalogue::default(), t("2026-03-01T00:00:00Z")), lost);
     }
 
     #[test]

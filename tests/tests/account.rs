@@ -30,6 +30,48 @@ async fn balance_shows_the_account_of_the_token_subject() {
 }
 
 #[tokio::test]
+async fn an_account_whose_cycle_ended_reads_as_a_spend_would_find_it() {
+    let app = app().await;
+    // Signed up on pro long ago, moved down to free in its last cycle (planted:
+    // a plan change now would roll the ended cycles over first), and not yet
+    // reached by the hourly run: stored, it still holds pro's 5,000 credits
+    // in a cycle that ended on 2026-02-15.
+    let (user, _) = new_user_since(&app, "pro", "2026-01-15T10:00:00Z").await;
+    set_account_attributes(&app, &user, &[("plan", aws_sdk_dynamodb::types::AttributeValue::S("free".into()))]).await;
+    let stored = account_item(&app, &user).await;
+    assert_eq!((attr_n(&stored, "bal_plan"), attr(&stored, "cycle_end")), (5000, "2026-02-15T10:00:00Z"));
+
+    let read = account_event(&app, &user_event("balance.json", Some(&user), "")).await;
+    assert_eq!(read.status, 200, "{}", read.text);
+    assert_eq!(
+        read.json["balance"],
+        json!({"plan": 1000, "bonus": 0, "flexible": 0, "held": 0, "debt": 0, "total": 1000})
+    );
+    let now = credits::cycle::now();
+    let end = read.json["cycle_end"].as_str().and_then(credits::cycle::parse_time).expect("cycle_end");
+    let start = read.json["cycle_start"].as_str().and_then(credits::cycle::parse_time).expect("cycle_start");
+    assert!(start <= now && now < end, "the current cycle: {}", read.text);
+    let options = account_event(&app, &user_event("credit-options.json", Some(&user), "")).await;
+    assert_eq!(options.status, 200, "{}", options.text);
+    assert_eq!(
+        (&options.json["balance"], &options.json["plan"]["cycle_end"]),
+        (&read.json["balance"], &read.json["cycle_end"])
+    );
+    assert_eq!(attr_n(&account_item(&app, &user).await, "bal_plan"), 5000, "a read writes nothing");
+
+    // The spend rolls the account over, and finds what the read showed.
+    let spent = spend(&app, json!({"user_id": user, "spend_id": "s1", "credits": 1})).await;
+    assert_eq!(spent.status, 201, "{}", spent.text);
+    let after = account_event(&app, &user_event("balance.json", Some(&user), "")).await;
+    assert_eq!(after.json["balance"]["plan"], 999);
+    assert_eq!(
+        (&after.json["cycle_start"], &after.json["cycle_end"]),
+        (&read.json["cycle_start"], &read.json["cycle_end"])
+    );
+    assert_ledger_explains_balance(&app, &user).await;
+}
+
+#[tokio::test]
 async fn the_user_id_comes_only_from_the_token() {
     let app = app().await;
     let (alice, _) = new_user(&app, "free").await;

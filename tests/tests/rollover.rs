@@ -13,6 +13,12 @@ async fn account_json(app: &credits::App, user: &str) -> serde_json::Value {
     account_event(app, &user_event("balance.json", Some(user), "")).await.json
 }
 
+/// The cycle end as stored, which is what a run wrote: the API shows an
+/// account whose cycle has ended by the clock rolled over, written or not.
+async fn stored_cycle_end(app: &credits::App, user: &str) -> String {
+    attr(&account_item(app, user).await, "cycle_end").to_owned()
+}
+
 #[tokio::test]
 async fn month_end_anchors_and_leap_years_hold_across_cycles_and_other_buckets_carry_over() {
     let app = app_on_fresh_table(&[]).await;
@@ -195,7 +201,7 @@ async fn four_racing_invocations_roll_each_account_over_once() {
     for user in &users {
         let grants = ledger_kinds(&app, user).await.into_iter().filter(|(k, ..)| k == "cycle_grant").count();
         assert_eq!(grants, 1, "{user}");
-        assert_eq!(account_json(&app, user).await["cycle_end"], "2026-03-31T12:00:00Z");
+        assert_eq!(stored_cycle_end(&app, user).await, "2026-03-31T12:00:00Z");
         assert_ledger_explains_balance(&app, user).await;
     }
 }
@@ -211,14 +217,13 @@ async fn a_deadline_a_few_milliseconds_away_leaves_the_work_whole_for_the_next_r
     assert_eq!(hurried["remaining"], true);
     assert_eq!(hurried["rolled_over"], 0);
     for user in &users {
-        let end = account_json(&app, user).await["cycle_end"].clone();
-        assert_eq!(end, "2026-02-28T12:00:00Z", "untouched, not half-rolled");
+        assert_eq!(stored_cycle_end(&app, user).await, "2026-02-28T12:00:00Z", "untouched, not half-rolled");
         assert_ledger_explains_balance(&app, user).await;
     }
     let next = rollover_at(&app, "2026-06-01T00:00:00Z", epoch_ms_in(Duration::from_secs(60))).await;
     assert_eq!(next, json!({"rolled_over": 10, "cycles": 40, "errors": 0, "remaining": false}));
     for user in &users {
-        assert_eq!(account_json(&app, user).await["cycle_end"], "2026-06-30T12:00:00Z");
+        assert_eq!(stored_cycle_end(&app, user).await, "2026-06-30T12:00:00Z");
         assert_ledger_explains_balance(&app, user).await;
     }
 }
@@ -230,7 +235,7 @@ async fn the_eventbridge_rule_event_is_accepted_and_a_bad_time_is_refused() {
     let event = lambda_runtime::LambdaEvent::new(fixture("scheduled-event.json"), lambda_runtime::Context::default());
     let report = rollover::handle(&app, event).await.expect("runs");
     assert_eq!((report.rolled_over, report.cycles), (1, 1));
-    assert_eq!(account_json(&app, &user).await["cycle_end"], "2026-03-31T10:00:00Z");
+    assert_eq!(stored_cycle_end(&app, &user).await, "2026-03-31T10:00:00Z");
     let bad = lambda_runtime::LambdaEvent::new(json!({"time": "tomorrow"}), lambda_runtime::Context::default());
     assert!(rollover::handle(&app, bad).await.is_err());
 }

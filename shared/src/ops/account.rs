@@ -1,5 +1,6 @@
 //! `GET /v1/me/balance`, `/v1/me/ledger`, `/v1/me/referral`.
 
+use crate::account::Account;
 use crate::http::{to_json, ApiError, Reply};
 use crate::ledger::LedgerEntry;
 use crate::types::UserId;
@@ -13,8 +14,17 @@ pub const LEDGER_LIMIT_MAX: usize = 100;
 
 /// The account of the signed-in user.
 pub async fn balance(app: &App, user: &UserId) -> Result<Reply, ApiError> {
-    let account = app.store.account(user.as_str()).await?.ok_or_else(ApiError::account_not_found)?;
+    let account = current_account(app, user).await?;
     Ok(Reply::Ok(to_json(&account.view())?))
+}
+
+/// The signed-in user's account as a request now finds it: an ended cycle
+/// the hourly run has not reached yet shown rolled over, since a spend or
+/// hold would roll it over first (the ledger shows the rollover's entries
+/// once they are written).
+async fn current_account(app: &App, user: &UserId) -> Result<Account, ApiError> {
+    let account = app.store.account(user.as_str()).await?.ok_or_else(ApiError::account_not_found)?;
+    Ok(crate::rollover::as_of(&account, &app.config.catalogue, crate::cycle::now()))
 }
 
 /// Parses a ledger query: `limit` (1..=100, default 25) and `cursor` (the
@@ -81,7 +91,7 @@ struct Referral<'a> {
 
 /// `GET /v1/me/credit-options`: how the signed-in user can get more credits.
 pub async fn credit_options(app: &App, user: &UserId) -> Result<Reply, ApiError> {
-    let account = app.store.account(user.as_str()).await?.ok_or_else(ApiError::account_not_found)?;
+    let account = current_account(app, user).await?;
     let options = crate::options::credit_options(&account, &app.config.catalogue, &app.config.referral_base_url)?;
     Ok(Reply::Ok(to_json(&options)?))
 }
