@@ -200,6 +200,53 @@ async fn an_event_that_can_never_apply_is_acknowledged_and_logged() {
 }
 
 #[tokio::test]
+async fn a_refund_or_dispute_of_a_refused_checkout_is_acknowledged_at_once() {
+    let app = app().await;
+    let (free, _) = new_user(&app, "free").await;
+    let pi = unique("pi");
+    let refused = deliver(&app, &checkout(&free, &pi)).await;
+    assert_eq!((refused.status, refused.json["action"].as_str()), (200, Some("refused")), "{}", refused.text);
+    // The deployer refunds the payment that bought nothing; the customer disputes it too.
+    let refund = stripe_event("charge.refunded", |e| {
+        e["created"] = json!(now());
+        e["data"]["object"]["payment_intent"] = json!(pi);
+        e["data"]["object"]["amount_refunded"] = json!(1_000);
+    });
+    let dispute = stripe_event("charge.dispute.created", |e| {
+        e["created"] = json!(now());
+        e["data"]["object"]["payment_intent"] = json!(pi);
+    });
+    for event in [&refund, &dispute, &refund] {
+        let a = deliver(&app, event).await;
+        assert_eq!(
+            (a.status, a.json["applied"].as_bool(), a.json["action"].as_str()),
+            (200, Some(false), Some("ignored")),
+            "{}",
+            a.text
+        );
+        let note = a.json["result"]["note"].as_str().unwrap_or("");
+        assert!(note.contains("refused (plan_not_eligible)"), "{note}");
+    }
+    assert_eq!(balance(&app, &free).await["total"], 1_000, "nothing bought, nothing taken");
+    assert_ledger_explains_balance(&app, &free).await;
+
+    // The same checkout delivered again once the user may buy becomes the purchase, and its refund a reversal.
+    let upgraded = change_plan(&app, json!({"user_id": free, "change_id": "up", "plan": "pro"})).await;
+    assert_eq!(upgraded.status, 200, "{}", upgraded.text);
+    pay(&app, &free, &pi).await;
+    let reversed = deliver(
+        &app,
+        &stripe_event("charge.refunded", |e| {
+            e["data"]["object"]["payment_intent"] = json!(pi);
+            e["data"]["object"]["amount_refunded"] = json!(1_000);
+        }),
+    )
+    .await;
+    assert_eq!((reversed.status, reversed.json["action"].as_str()), (200, Some("reversal")), "{}", reversed.text);
+    assert_eq!(reversed.json["result"]["reversal"]["credits"], 3_000, "{}", reversed.text);
+}
+
+#[tokio::test]
 async fn the_signing_secret_is_read_from_ssm_parameter_store() {
     let ssm = aws_sdk_ssm::Client::new(&sdk_config());
     let name = format!("/credits/{}/stripe-secret", unique("t"));

@@ -24,7 +24,7 @@ use super::plan_change::ChangePlan;
 use super::purchase::Purchase;
 use crate::http::{to_json, ApiError, Reply};
 use crate::idempotency::{Canonical, Route};
-use crate::store::Lookups;
+use crate::store::{Lookups, PaymentOwner};
 use crate::stripe::{read_event, verify, Action, Event};
 use crate::types::{Key, UserId};
 use crate::App;
@@ -130,30 +130,44 @@ async fn apply(app: &App, event: &Event) -> Result<(&'static str, Reply), ApiErr
         Action::Purchase { user_id, payment_intent, amount_cents, currency } => {
             app.store.remember_payment(payment_intent, user_id).await?.map_err(ApiError::invalid)?;
             let request = json!({"user_id": user_id, "payment_id": payment_intent, "amount_cents": amount_cents, "currency": currency});
-            let request = serde_json::from_value(request).map_err(|e| ApiError::invalid(e.to_string()))?;
-            Ok(("purchase", execute(app, &Purchase::parse(request)?).await?))
+            let purchase = serde_json::from_value(request).map_err(|e| ApiError::invalid(e.to_string()));
+            let outcome = match purchase.and_then(Purchase::parse) {
+                Ok(purchase) => execute(app, &purchase).await,
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Ok(reply) => Ok(("purchase", reply)),
+                // Refused for good (answered 200, so Stripe does not deliver
+                // it again): a refund or dispute of the payment then knows
+                // at once that there is no purchase to reverse.
+                Err(e) if e.status < 500 => {
+                    app.store.refuse_payment(payment_intent, user_id, e.code).await?;
+                    Err(e)
+                }
+                Err(e) => Err(e),
+            }
         }
         Action::Refund { payment_intent, amount_cents, refunded_cents } => {
             let owner = app.store.payment_owner(payment_intent).await?.ok_or_else(ApiError::purchase_not_found)?;
             let refund = Refund {
-                user: user(&owner)?,
+                user: user(&owner.user_id)?,
                 event_id: key(&event.id, "id")?,
                 payment_id: key(payment_intent, "payment_intent")?,
                 amount_cents: *amount_cents,
                 refunded_cents: *refunded_cents,
             };
-            Ok(("reversal", execute(app, &refund).await?))
+            reversal(execute(app, &refund).await, &owner, payment_intent)
         }
         Action::Dispute { dispute_id, payment_intent } => {
             let owner = app.store.payment_owner(payment_intent).await?.ok_or_else(ApiError::purchase_not_found)?;
-            let reversal = Reversal::new(
-                user(&owner)?,
+            let reversal_of = Reversal::new(
+                user(&owner.user_id)?,
                 key(dispute_id, "id")?,
                 key(payment_intent, "payment_intent")?,
                 "chargeback",
                 None,
             );
-            Ok(("reversal", execute(app, &reversal).await?))
+            reversal(execute(app, &reversal_of).await, &owner, payment_intent)
         }
         Action::PlanChange { subscription_id, user_id, plan } => {
             if !app.store.advance_subscription(subscription_id, event.created, &event.id).await? {
@@ -165,6 +179,27 @@ async fn apply(app: &App, event: &Event) -> Result<(&'static str, Reply), ApiErr
             Ok(("plan_change", execute(app, &ChangePlan::parse(request, &app.config.catalogue)?).await?))
         }
         Action::Ignore(why) => Ok(("ignored", Reply::Ok(to_json(&json!({"note": why}))?))),
+    }
+}
+
+/// What a refund or dispute did. Where there is no purchase to reverse
+/// because the payment's checkout was refused, the event is acknowledged as
+/// doing nothing (a deployer refunds such a payment), not answered 503 for a
+/// day as a checkout that has not arrived yet is.
+fn reversal(
+    outcome: Result<Reply, ApiError>,
+    owner: &PaymentOwner,
+    payment_intent: &str,
+) -> Result<(&'static str, Reply), ApiError> {
+    match (outcome, &owner.refused) {
+        (Err(e), Some(refused)) if e.code == "purchase_not_found" => {
+            tracing::warn!(payment = %payment_intent, refused = %refused,
+                "Stripe refund or dispute of a payment whose checkout was refused; nothing to reverse");
+            let note =
+                format!("the payment's checkout was refused ({refused}): it bought no credits, so nothing is reversed");
+            Ok(("ignored", Reply::Ok(to_json(&json!({"note": note}))?)))
+        }
+        (outcome, _) => Ok(("reversal", outcome?)),
     }
 }
 

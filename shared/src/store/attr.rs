@@ -79,7 +79,9 @@ pub const CAPTURED: &str = "captured";
 pub const HOLD_CYCLE_END: &str = "hold_cycle_end";
 pub const FEATURE: &str = "feature";
 
-// Stripe: a payment intent's owner, a subscription's last applied event.
+// Stripe: a payment intent's owner and why its checkout was refused, a
+// subscription's last applied event.
+pub const REFUSED: &str = "refused";
 pub const LAST_CREATED: &str = "last_created";
 pub const LAST_EVENT: &str = "last_event";
 

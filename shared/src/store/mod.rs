@@ -26,6 +26,7 @@ mod tx;
 
 pub use keys::{schedule_partition, Queue, SCHEDULE_SHARDS};
 pub use schedule::Page;
+pub use stripe::PaymentOwner;
 pub use tx::{CommitError, Role, Tx, Write};
 
 use crate::account::Account;

@@ -1,15 +1,26 @@
 //! What the Stripe webhook remembers between events: which user a payment
-//! intent belongs to (refunds and disputes name only the payment), and the
-//! last applied update of each subscription (updates may arrive out of order).
+//! intent belongs to (refunds and disputes name only the payment) and, where
+//! its checkout was refused, why, and the last applied update of each
+//! subscription (updates may arrive out of order).
 
-use super::attr::{KIND, LAST_CREATED, LAST_EVENT, PK, USER_ID};
+use super::attr::{KIND, LAST_CREATED, LAST_EVENT, PK, REFUSED, USER_ID};
 use super::items::get_s;
 use super::keys::{n, payment_key, s, subscription_key};
 use super::{classify, Store, StoreError};
 
+/// A payment intent the webhook has seen the checkout of.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PaymentOwner {
+    /// The user the checkout named.
+    pub user_id: String,
+    /// The error code the checkout's purchase was refused with: it bought nothing.
+    pub refused: Option<String>,
+}
+
 impl Store {
-    /// Records that `payment_intent` is `user_id`'s; `Ok(Err(..))` when it
-    /// is already another user's.
+    /// Records that `payment_intent` is `user_id`'s (and, written whole, that
+    /// its checkout is not refused, or no longer); `Ok(Err(..))` when it is
+    /// already another user's.
     pub async fn remember_payment(
         &self,
         payment_intent: &str,
@@ -38,8 +49,30 @@ impl Store {
         }
     }
 
-    /// The user a payment intent belongs to, if the webhook has seen its purchase.
-    pub async fn payment_owner(&self, payment_intent: &str) -> Result<Option<String>, StoreError> {
+    /// Records why `payment_intent`'s checkout was refused (an error code),
+    /// so that a refund or dispute of it is known to have no purchase to
+    /// reverse. Nothing where the payment is not `user_id`'s.
+    pub async fn refuse_payment(&self, payment_intent: &str, user_id: &str, code: &str) -> Result<(), StoreError> {
+        let result = self
+            .client()
+            .update_item()
+            .table_name(self.table())
+            .set_key(Some(payment_key(payment_intent)))
+            .update_expression(format!("SET {REFUSED} = :code"))
+            .condition_expression(format!("{USER_ID} = :user"))
+            .expression_attribute_values(":code", s(code))
+            .expression_attribute_values(":user", s(user_id))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    /// Whose a payment intent is, if the webhook has seen its checkout.
+    pub async fn payment_owner(&self, payment_intent: &str) -> Result<Option<PaymentOwner>, StoreError> {
         let out = self
             .client()
             .get_item()
@@ -49,7 +82,10 @@ impl Store {
             .send()
             .await
             .map_err(classify)?;
-        out.item.as_ref().map(|item| get_s(item, USER_ID).map(str::to_owned)).transpose()
+        let Some(item) = out.item else { return Ok(None) };
+        let user_id = get_s(&item, USER_ID)?.to_owned();
+        let refused = item.get(REFUSED).and_then(|v| v.as_s().ok()).cloned();
+        Ok(Some(PaymentOwner { user_id, refused }))
     }
 
     /// Records `event_id` (created at `created`) as the subscription's latest
