@@ -185,6 +185,58 @@ async fn subscription_updates_change_the_plan_and_an_older_one_is_ignored() {
 }
 
 #[tokio::test]
+async fn updates_in_the_same_second_apply_in_arrival_order_and_a_redelivery_answers_as_before() {
+    let app = app().await;
+    let (user, _) = new_user(&app, "free").await;
+    let sub = unique("sub");
+    let update = |price: &str, created: i64| {
+        let price = price.to_owned();
+        stripe_event("customer.subscription.updated", |e| {
+            e["created"] = json!(created);
+            e["data"]["object"]["id"] = json!(sub);
+            e["data"]["object"]["metadata"]["user_id"] = json!(user);
+            e["data"]["object"]["items"]["data"][0]["price"]["id"] = json!(price);
+        })
+    };
+    let plan =
+        || async { account_event(&app, &user_event("balance.json", Some(&user), "")).await.json["plan"].clone() };
+    let (to_pro, to_business) = (update("price_1QcProMonthly", 1_000), update("price_1QcBusinessMonthly", 1_000));
+    let first = deliver(&app, &to_pro).await;
+    assert_eq!(
+        (first.json["action"].as_str(), first.json["result"]["account"]["plan"].as_str()),
+        (Some("plan_change"), Some("pro"))
+    );
+    let second = deliver(&app, &to_business).await;
+    assert_eq!(
+        (second.json["action"].as_str(), second.json["result"]["account"]["plan"].as_str()),
+        (Some("plan_change"), Some("business")),
+        "the same second is not older: {}",
+        second.text
+    );
+    // Delivered again, each answers as it did the first time, and changes nothing,
+    // before and after a newer update.
+    for round in ["same second", "after a newer one"] {
+        for (event, answer) in [(&to_pro, &first), (&to_business, &second)] {
+            let again = deliver(&app, event).await;
+            assert_eq!(
+                (again.status, again.json["action"].as_str()),
+                (200, Some("plan_change")),
+                "{round}: {}",
+                again.text
+            );
+            assert_eq!(again.json["result"], answer.json["result"], "{round}");
+        }
+        let expected = if round == "same second" { "business" } else { "pro" };
+        assert_eq!(plan().await, expected, "{round}");
+        let newer = deliver(&app, &update("price_1QcProMonthly", 2_000)).await;
+        assert_eq!(newer.json["applied"].as_bool(), Some(true), "{}", newer.text);
+    }
+    let older = deliver(&app, &update("price_1QcBusinessMonthly", 1_500)).await;
+    assert_eq!((older.status, older.json["action"].as_str()), (200, Some("ignored")), "{}", older.text);
+    assert_eq!(plan().await, "pro");
+}
+
+#[tokio::test]
 async fn an_event_that_can_never_apply_is_acknowledged_and_logged() {
     let logs = capture_logs();
     let app = app().await;

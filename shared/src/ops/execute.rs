@@ -38,7 +38,7 @@ use std::time::Duration;
 /// Runs a command through the protocol above.
 pub async fn execute<C: Command>(app: &App, command: &C) -> Result<Reply, ApiError> {
     let hash = command.canonical().hash();
-    let key = RecordKey { route: C::ROUTE, user_id: command.user().to_string(), key: command.key().to_owned() };
+    let key = record_key(command);
     let mut retry = Retry::new();
     loop {
         let read = match app.store.request_read(&key, &command.lookups()).await {
@@ -150,6 +150,21 @@ async fn catch_up(app: &App, snapshot: &Snapshot, ctx: &Ctx<'_>) -> Result<bool,
         }
     }
     Ok(stale)
+}
+
+/// Where a command's idempotency record is kept.
+fn record_key<C: Command>(command: &C) -> RecordKey {
+    RecordKey { route: C::ROUTE, user_id: command.user().to_string(), key: command.key().to_owned() }
+}
+
+/// What [`execute`] would answer from the command's record, if it was
+/// committed before (a replay, or the command's mismatch error), without
+/// deciding anything anew: `None` where it never was.
+pub async fn previous_answer<C: Command>(app: &App, command: &C) -> Result<Option<Reply>, ApiError> {
+    match app.store.record(&record_key(command)).await? {
+        Some(record) => replay(&record, &command.canonical().hash()).map(Some).ok_or_else(|| command.mismatch()),
+        None => Ok(None),
+    }
 }
 
 /// The answer to a request whose key was used before: the original body if

@@ -19,7 +19,7 @@
 
 use super::command::{Command, Ctx, Effect, Snapshot};
 use super::corrections::Reversal;
-use super::execute::execute;
+use super::execute::{execute, previous_answer};
 use super::plan_change::ChangePlan;
 use super::purchase::Purchase;
 use crate::http::{to_json, ApiError, Reply};
@@ -170,13 +170,19 @@ async fn apply(app: &App, event: &Event) -> Result<(&'static str, Reply), ApiErr
             reversal(execute(app, &reversal_of).await, &owner, payment_intent)
         }
         Action::PlanChange { subscription_id, user_id, plan } => {
+            let request = json!({"user_id": user_id, "change_id": event.id, "plan": plan});
+            let request = serde_json::from_value(request).map_err(|e| ApiError::invalid(e.to_string()))?;
+            let change = ChangePlan::parse(request, &app.config.catalogue)?;
             if !app.store.advance_subscription(subscription_id, event.created, &event.id).await? {
+                // A newer update was applied since; this one, delivered
+                // again, answers as it did if it was applied itself.
+                if let Some(reply) = previous_answer(app, &change).await? {
+                    return Ok(("plan_change", reply));
+                }
                 let body = to_json(&json!({"note": "a newer update of this subscription was applied already"}))?;
                 return Ok(("ignored", Reply::Ok(body)));
             }
-            let request = json!({"user_id": user_id, "change_id": event.id, "plan": plan});
-            let request = serde_json::from_value(request).map_err(|e| ApiError::invalid(e.to_string()))?;
-            Ok(("plan_change", execute(app, &ChangePlan::parse(request, &app.config.catalogue)?).await?))
+            Ok(("plan_change", execute(app, &change).await?))
         }
         Action::Ignore(why) => Ok(("ignored", Reply::Ok(to_json(&json!({"note": why}))?))),
     }

@@ -89,8 +89,10 @@ impl Store {
     }
 
     /// Records `event_id` (created at `created`) as the subscription's latest
-    /// applied update, unless a later one was applied: `false` then. The
-    /// same event again passes, so a retried delivery is applied.
+    /// applied update, unless a later one was applied: `false` then. Stripe
+    /// stamps events in whole seconds, so of two in the same second the one
+    /// that arrives last is taken for the later (and the same event again
+    /// passes, so a retried delivery is applied).
     pub async fn advance_subscription(
         &self,
         subscription_id: &str,
@@ -103,9 +105,7 @@ impl Store {
             .table_name(self.table())
             .set_key(Some(subscription_key(subscription_id)))
             .update_expression(format!("SET {KIND} = :kind, {LAST_CREATED} = :created, {LAST_EVENT} = :event"))
-            .condition_expression(format!(
-                "attribute_not_exists({PK}) OR {LAST_CREATED} < :created OR ({LAST_CREATED} = :created AND {LAST_EVENT} = :event)"
-            ))
+            .condition_expression(format!("attribute_not_exists({PK}) OR {LAST_CREATED} <= :created"))
             .expression_attribute_values(":kind", s("stripe_subscription"))
             .expression_attribute_values(":created", n(created))
             .expression_attribute_values(":event", s(event_id))
