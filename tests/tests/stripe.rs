@@ -154,20 +154,22 @@ async fn refunds_reverse_the_refunded_share_once_in_any_order() {
     assert_ledger_explains_balance(&app, &other).await;
 }
 
+/// An update of `user`'s subscription `sub` to `price`, stamped `created`.
+fn subscription_update(sub: &str, user: &str, price: &str, created: i64) -> Value {
+    stripe_event("customer.subscription.updated", |e| {
+        e["created"] = json!(created);
+        e["data"]["object"]["id"] = json!(sub);
+        e["data"]["object"]["metadata"]["user_id"] = json!(user);
+        e["data"]["object"]["items"]["data"][0]["price"]["id"] = json!(price);
+    })
+}
+
 #[tokio::test]
 async fn subscription_updates_change_the_plan_and_an_older_one_is_ignored() {
     let app = app().await;
     let (user, _) = new_user(&app, "free").await;
     let sub = unique("sub");
-    let update = |price: &str, created: i64| {
-        let price = price.to_owned();
-        stripe_event("customer.subscription.updated", |e| {
-            e["created"] = json!(created);
-            e["data"]["object"]["id"] = json!(sub);
-            e["data"]["object"]["metadata"]["user_id"] = json!(user);
-            e["data"]["object"]["items"]["data"][0]["price"]["id"] = json!(price);
-        })
-    };
+    let update = |price: &str, created: i64| subscription_update(&sub, &user, price, created);
     let (to_pro, to_business) = (update("price_1QcProMonthly", 1_000), update("price_1QcBusinessMonthly", 2_000));
     let a = deliver(&app, &to_business).await;
     assert_eq!((a.status, a.json["action"].as_str()), (200, Some("plan_change")), "{}", a.text);
@@ -189,15 +191,7 @@ async fn updates_in_the_same_second_apply_in_arrival_order_and_a_redelivery_answ
     let app = app().await;
     let (user, _) = new_user(&app, "free").await;
     let sub = unique("sub");
-    let update = |price: &str, created: i64| {
-        let price = price.to_owned();
-        stripe_event("customer.subscription.updated", |e| {
-            e["created"] = json!(created);
-            e["data"]["object"]["id"] = json!(sub);
-            e["data"]["object"]["metadata"]["user_id"] = json!(user);
-            e["data"]["object"]["items"]["data"][0]["price"]["id"] = json!(price);
-        })
-    };
+    let update = |price: &str, created: i64| subscription_update(&sub, &user, price, created);
     let plan =
         || async { account_event(&app, &user_event("balance.json", Some(&user), "")).await.json["plan"].clone() };
     let (to_pro, to_business) = (update("price_1QcProMonthly", 1_000), update("price_1QcBusinessMonthly", 1_000));
