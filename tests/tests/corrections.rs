@@ -339,6 +339,7 @@ async fn bad_corrections_are_400_naming_the_field_and_write_nothing() {
         ("adjustments", with(&adjustment, "bucket", json!("plan")), "bucket"),
         ("adjustments", with(&adjustment, "reason", json!("gift")), "reason"),
         ("adjustments", with(&adjustment, "note", json!("x".repeat(201))), "note"),
+        ("adjustments", with(&adjustment, "note", json!("line one\nline two")), "note"),
         ("adjustments", with(&adjustment, "user", json!("u")), "unknown field"),
         ("referral-clawbacks", json!({"referred_user_id": user, "clawback_id": "k", "reason": "spite"}), "reason"),
         ("referral-clawbacks", json!({"referred_user_id": user, "reason": "fraud"}), "clawback_id"),
