@@ -108,12 +108,22 @@ pub async fn account_item(app: &App, user: &str) -> Item {
 /// Sets attributes of a user's account behind the handlers' backs (to plant
 /// a state no request can make: a plan the catalogue lost, a huge bucket).
 pub async fn set_account_attributes(app: &App, user: &str, values: &[(&str, AttributeValue)]) {
+    set_attributes(app, &format!("USER#{user}"), "ACCOUNT", values).await
+}
+
+/// Sets attributes of an outbox email behind the handlers' backs.
+pub async fn set_email_attributes(app: &App, email_id: &str, values: &[(&str, AttributeValue)]) {
+    set_attributes(app, &format!("EMAIL#{email_id}"), "EMAIL", values).await
+}
+
+/// Sets attributes of an existing item.
+async fn set_attributes(app: &App, pk: &str, sk: &str, values: &[(&str, AttributeValue)]) {
     let mut update = dynamodb()
         .await
         .update_item()
         .table_name(&app.config.table_name)
-        .key("pk", AttributeValue::S(format!("USER#{user}")))
-        .key("sk", AttributeValue::S("ACCOUNT".into()))
+        .key("pk", AttributeValue::S(pk.to_owned()))
+        .key("sk", AttributeValue::S(sk.to_owned()))
         .condition_expression("attribute_exists(pk)");
     let mut sets = Vec::new();
     for (i, (name, value)) in values.iter().enumerate() {
@@ -122,7 +132,7 @@ pub async fn set_account_attributes(app: &App, user: &str, values: &[(&str, Attr
             .expression_attribute_names(format!("#a{i}"), *name)
             .expression_attribute_values(format!(":v{i}"), value.clone());
     }
-    update.update_expression(format!("SET {}", sets.join(", "))).send().await.expect("account updated");
+    update.update_expression(format!("SET {}", sets.join(", "))).send().await.expect("item updated");
 }
 
 /// The outbox item of an email id.

@@ -2,6 +2,7 @@
 //! table and with its own sender domain (so removing an identity touches no
 //! other test).
 
+use aws_sdk_dynamodb::types::AttributeValue::S;
 use aws_sdk_sesv2::operation::send_email::{SendEmailError, SendEmailOutput};
 use aws_sdk_sesv2::types::error::{MessageRejected, TooManyRequestsException};
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
@@ -154,4 +155,75 @@ async fn ses_throttling_slows_the_run_down_without_burning_attempts() {
     let item = outbox_item(&app, &email_id(EmailKind::PurchaseReceipt, &[&user, "p1"])).await.expect("email");
     assert_eq!((attr(&item, "status"), attr_n(&item, "attempts")), ("sent", 1), "throttles cost no attempts");
     assert_eq!(send.num_calls(), 4);
+}
+
+#[tokio::test]
+async fn an_email_whose_item_does_not_decode_fails_once_instead_of_being_claimed_for_ever() {
+    let domain = format!("{}.corrupt.example", unique("d").to_lowercase());
+    let (app, _user, id) = refused_receipt(&domain).await;
+    // A kind a later release no longer has.
+    set_email_attributes(&app, &id, &[("email_kind", S("retired_kind".into()))]).await;
+    let report = outbox_at(&app, &at(5)).await;
+    assert_eq!((report["failed"].as_u64(), report["errors"].as_u64()), (Some(1), Some(0)), "{report}");
+    let item = outbox_item(&app, &id).await.expect("email");
+    assert_eq!((attr(&item, "status"), attr_n(&item, "attempts")), ("failed", 1), "its attempts as they were");
+    assert!(attr(&item, "last_error").contains("does not decode"), "{}", attr(&item, "last_error"));
+    assert!(!item.contains_key("sched_pk"), "off the schedule");
+    let later = outbox_at(&app, &at(60)).await;
+    assert_eq!((later["failed"].as_u64(), later["errors"].as_u64()), (Some(0), Some(0)), "{later}");
+}
+
+#[tokio::test]
+async fn a_run_that_starts_late_counts_the_backoff_from_the_clock() {
+    let domain = format!("{}.late.example", unique("d").to_lowercase());
+    let (app, _user, id) = refused_receipt(&domain).await;
+    // Due half an hour ago, and a run whose event is twenty minutes old (a retried invocation).
+    set_email_attributes(&app, &id, &[("next_attempt_at", S(at(-30))), ("sched_sk", S(at(-30)))]).await;
+    let report = outbox_at(&app, &at(-20)).await;
+    assert_eq!(report["retried"], 1, "{report}");
+    let item = outbox_item(&app, &id).await.expect("email");
+    let next = credits::cycle::parse_time(attr(&item, "next_attempt_at")).expect("next attempt");
+    assert!(
+        next >= credits::cycle::now() + chrono::Duration::minutes(1),
+        "the next attempt after the backoff from now, not from the event: {next}"
+    );
+}
+
+#[tokio::test]
+async fn a_pause_left_by_throttling_is_not_slept_past_the_runs_budget() {
+    use credits::ops::schedule::{Budget, Deadline};
+    // Both receipts refused inline; in the run, SES throttles four times (pauses
+    // of 200, 400, 800 and 1,600 ms), accepts the first email, and would accept the second.
+    let send = mock!(aws_sdk_sesv2::Client::send_email)
+        .sequence()
+        .error(|| SendEmailError::MessageRejected(MessageRejected::builder().message("refused").build()))
+        .times(2)
+        .error(|| {
+            SendEmailError::TooManyRequestsException(TooManyRequestsException::builder().message("slow down").build())
+        })
+        .times(4)
+        .output(|| SendEmailOutput::builder().message_id("m-1").build())
+        .times(2)
+        .build();
+    let app = with_ses(mock_client!(aws_sdk_sesv2, RuleMode::Sequential, [&send])).await;
+    let (user, _) = new_user(&app, "pro").await;
+    for payment in ["p1", "p2"] {
+        let body = json!({"user_id": user, "payment_id": payment, "amount_cents": 500, "currency": "USD"});
+        assert_eq!(buy(&app, body).await.status, 201);
+    }
+    // Time for the four pauses and 750 ms more (the emulator's calls): the first
+    // email's send leaves an 800 ms pause that the second's would sleep first.
+    let budget = Budget::new(Deadline::After(Budget::MARGIN + std::time::Duration::from_millis(3_750)));
+    let mailer = app.mailer.as_ref().expect("mailer");
+    let when = credits::cycle::parse_time(&at(5)).expect("time");
+    let report = credits::ops::outbox::run(&app.store, mailer, when, &budget).await;
+    assert_eq!((report.sent, report.throttled, report.remaining), (1, 4, true), "{report:?}");
+    let mut states = Vec::new();
+    for payment in ["p1", "p2"] {
+        let item = outbox_item(&app, &email_id(EmailKind::PurchaseReceipt, &[&user, payment])).await.expect("email");
+        states.push((attr(&item, "status").to_owned(), attr_n(&item, "attempts")));
+    }
+    states.sort();
+    assert_eq!(states, [("pending".to_owned(), 1), ("sent".to_owned(), 1)], "the other handed back untried");
+    assert_eq!(send.num_calls(), 7, "two refused inline, four throttles, one accepted");
 }

@@ -129,14 +129,34 @@ impl Run<'_> {
         if self.budget.exhausted() {
             return false;
         }
-        let claimed = match self.store.claim_email(id, self.now, self.now + LEASE).await {
+        let claimed = match self.store.claim_email(id, self.now, self.clock() + LEASE).await {
             Ok(Some(claimed)) => claimed,
             Ok(None) => return true, // another run has it, or it was sent meanwhile
+            // Claimed, but its item does not decode: no later run could send
+            // it either, so it fails now instead of being claimed for ever.
+            Err(StoreError::Corrupt(why)) => {
+                tracing::error!(email_id = %id, error = %why, "outbox email does not decode; marked failed");
+                self.report.failed += 1;
+                if let Err(e) =
+                    self.store.email_failed(id, None, &format!("the stored email does not decode: {why}")).await
+                {
+                    return self.store_error(id, "mark failed", &e);
+                }
+                return true;
+            }
             Err(e) => return self.store_error(id, "claim", &e),
         };
         let email = &claimed.email;
         loop {
             if !self.pause.is_zero() {
+                // Slowed down by an earlier throttle: the pause, too, must
+                // leave the send and its mark time before the deadline.
+                if !self.budget.allows(self.pause) {
+                    if let Err(e) = self.store.email_release(&email.id, self.now).await {
+                        self.store_error(&email.id, "release", &e);
+                    }
+                    return false;
+                }
                 tokio::time::sleep(self.pause).await;
             }
             match self.mailer.send(email).await {
@@ -170,11 +190,11 @@ impl Run<'_> {
                     let recorded = if attempts >= MAX_ATTEMPTS {
                         tracing::error!(email_id = %email.id, kind = email.kind.as_str(), attempts, error = %e, "email failed for good");
                         self.report.failed += 1;
-                        self.store.email_failed(&email.id, attempts, &e).await
+                        self.store.email_failed(&email.id, Some(attempts), &e).await
                     } else {
                         tracing::warn!(email_id = %email.id, attempts, error = %e, "email attempt failed");
                         self.report.retried += 1;
-                        self.store.email_attempt_failed(&email.id, attempts, self.now + backoff(attempts), &e).await
+                        self.store.email_attempt_failed(&email.id, attempts, self.clock() + backoff(attempts), &e).await
                     };
                     if let Err(e) = recorded {
                         return self.store_error(&email.id, "record the attempt", &e);
@@ -183,6 +203,14 @@ impl Run<'_> {
                 }
             }
         }
+    }
+
+    /// What a lease or a backoff runs from: the run's time, or the clock's
+    /// if the run started late (a retried or delayed event). From the
+    /// event's time a lease could have ended already, and an on-time run
+    /// take the email while this one sends it.
+    fn clock(&self) -> Time {
+        self.now.max(crate::cycle::now())
     }
 
     /// Logs and counts a store error about one email, which stays pending
