@@ -203,3 +203,27 @@ async fn reads_that_keep_conflicting_end_in_503_not_500() {
     let a = purchase_when_reading_fails(read_conflict).await;
     assert_eq!((a.status, a.code()), (503, "unavailable"), "{}", a.text);
 }
+
+#[tokio::test]
+async fn a_spend_whose_catch_up_rollover_the_store_fails_is_503_not_a_spend_of_expired_credits() {
+    // An account whose cycle ended long ago, as the spend reads it: 5,000 plan
+    // credits of an ended cycle.
+    let app = app().await;
+    let (user, _) = new_user_since(&app, "pro", "2026-01-15T10:00:00Z").await;
+    let read = reads_snapshot(account_item(&app, &user).await);
+    // The rollover's write fails (as throttling past the SDK's retries would);
+    // a spend's write after it would succeed.
+    let write = mock!(aws_sdk_dynamodb::Client::transact_write_items)
+        .sequence()
+        .error(|| {
+            TransactWriteItemsError::ResourceNotFoundException(
+                ResourceNotFoundException::builder().message("the store failed").build(),
+            )
+        })
+        .output(|| TransactWriteItemsOutput::builder().build())
+        .build();
+    let db = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&read, &write]);
+    let a = spend(&mocked_app(db, ses_ok()), json!({"user_id": user, "spend_id": "s1", "credits": 5000})).await;
+    assert_eq!((a.status, a.code()), (503, "unavailable"), "{}", a.text);
+    assert_eq!(write.num_calls(), 1, "the rollover's write, and no spend on the ended cycle");
+}

@@ -131,8 +131,9 @@ const CATCH_UP_TIME: Duration = Duration::from_secs(3);
 /// would, so that no request draws plan credits that have expired or counts
 /// against a cycle that is over. Returns whether one is now current (rolled
 /// over here or by another writer meanwhile): what was read of it is stale,
-/// and the request reads again. An account that cannot be rolled over is
-/// decided on as it is; one still behind after [`CATCH_UP_TIME`] is 503.
+/// and the request reads again. An account its rules refuse to roll over is
+/// decided on as it is; one still behind after [`CATCH_UP_TIME`], or whose
+/// rollover the store failed, is 503.
 async fn catch_up(app: &App, snapshot: &Snapshot, ctx: &Ctx<'_>) -> Result<bool, ApiError> {
     use super::rollover::CatchUp;
     let budget = super::schedule::Budget::lasting(CATCH_UP_TIME);
@@ -146,6 +147,11 @@ async fn catch_up(app: &App, snapshot: &Snapshot, ctx: &Ctx<'_>) -> Result<bool,
             CatchUp::Failed => {}
             CatchUp::Behind => {
                 return Err(ApiError::unavailable("the account's ended billing cycles are still being rolled over"))
+            }
+            // Deciding on the ended cycle would spend plan credits that
+            // have expired: 503, safe to retry with the same key.
+            CatchUp::Unavailable => {
+                return Err(ApiError::unavailable("the account's ended billing cycle could not be rolled over"))
             }
         }
     }

@@ -412,6 +412,7 @@ async fn expire_one(
             match super::rollover::catch_up(store, catalogue, account.clone(), now, budget).await {
                 CatchUp::Current => continue,
                 CatchUp::Behind => return Err("out of time rolling the account over first".into()),
+                CatchUp::Unavailable => return Err("the account's ended cycle could not be rolled over first".into()),
                 CatchUp::Failed => {}
             }
         }

@@ -58,8 +58,12 @@ enum End {
     Current,
     /// Out of time before it was current.
     OutOfTime,
-    /// It cannot be rolled over now; the reason is logged.
+    /// Its rules refuse it (a plan the catalogue lost, an overflow): no
+    /// retry can roll it over; the reason is logged.
     Failed,
+    /// A store call failed (throttled, unreachable, conflicting past its
+    /// retries): a later try may succeed; logged.
+    StoreFailed,
 }
 
 impl Report {
@@ -71,7 +75,7 @@ impl Report {
         match outcome.end {
             End::Current => {}
             End::OutOfTime => self.remaining = true,
-            End::Failed => {
+            End::Failed | End::StoreFailed => {
                 self.errors += 1;
                 self.remaining = true;
             }
@@ -132,7 +136,7 @@ pub async fn run(
                         Ok(account) => readable.push(account),
                         Err(e) => {
                             tracing::error!(shard, error = %e, "due account cannot be read; left untouched");
-                            report.add(Outcome { cycles: 0, end: End::Failed });
+                            report.add(Outcome { cycles: 0, end: End::StoreFailed });
                         }
                     }
                 }
@@ -162,8 +166,12 @@ pub enum CatchUp {
     Current,
     /// Still behind when `budget` ran out (thousands of cycles).
     Behind,
-    /// It cannot be rolled over (logged, as by the scheduled run).
+    /// Its rules refuse it (logged, as by the scheduled run): it is decided
+    /// on as it is.
     Failed,
+    /// The store failed it (logged): its ended cycle still stands, so
+    /// nothing may be decided on it until it is rolled over.
+    Unavailable,
 }
 
 /// Rolls over, before a request decides on it, an account whose cycle has
@@ -174,6 +182,7 @@ pub async fn catch_up(store: &Store, catalogue: &Catalogue, account: Account, no
         End::Current => CatchUp::Current,
         End::OutOfTime => CatchUp::Behind,
         End::Failed => CatchUp::Failed,
+        End::StoreFailed => CatchUp::Unavailable,
     }
 }
 
@@ -217,13 +226,13 @@ async fn roll_account(
             Err(CommitError::Conflict) => Some("transaction conflict"),
             Err(e) => {
                 tracing::error!(%user, error = %e, "rollover write failed; left for the next run");
-                return Outcome { cycles, end: End::Failed };
+                return Outcome { cycles, end: End::StoreFailed };
             }
         };
         if let Some(why) = why {
             if let Err(e) = retry.again(why).await {
                 tracing::error!(%user, error = ?e.detail, "rollover write kept conflicting; left for the next run");
-                return Outcome { cycles, end: End::Failed };
+                return Outcome { cycles, end: End::StoreFailed };
             }
         }
         account = match persist(budget, "rollover re-read", || store.account(&user_id)).await {
@@ -231,7 +240,7 @@ async fn roll_account(
             Ok(None) => return Outcome { cycles, end: End::Current },
             Err(e) => {
                 tracing::error!(%user, error = %e, "rollover re-read failed; left for the next run");
-                return Outcome { cycles, end: End::Failed };
+                return Outcome { cycles, end: End::StoreFailed };
             }
         };
     }
@@ -250,7 +259,7 @@ mod tests {
         assert_eq!(report, Report { rolled_over: 2, cycles: 41, errors: 0, remaining: true });
         let mut report = Report::default();
         report.add(Outcome { cycles: 40, end: End::Failed });
-        report.add(Outcome { cycles: 0, end: End::Failed });
+        report.add(Outcome { cycles: 0, end: End::StoreFailed });
         assert_eq!(report, Report { rolled_over: 1, cycles: 40, errors: 2, remaining: true });
     }
 }
