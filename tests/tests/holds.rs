@@ -289,6 +289,8 @@ async fn bad_holds_are_400_naming_the_field_and_hold_nothing() {
         (json!({"user_id": user, "hold_id": "h", "credits": 10, "expires_in_s": 30}), "expires_in_s"),
         (json!({"user_id": user, "hold_id": "h", "credits": 10, "expires_in_s": 100000}), "expires_in_s"),
         (json!({"user_id": user, "hold_id": "h h", "credits": 10}), "hold_id"),
+        (json!({"user_id": user, "hold_id": "..", "credits": 10}), "hold_id"),
+        (json!({"user_id": user, "hold_id": ".", "credits": 10}), "hold_id"),
         (json!({"user_id": user, "hold_id": "h", "credits": 10, "ttl": 5}), "unknown field"),
     ] {
         let a = hold(&app, body.clone()).await;

@@ -66,7 +66,14 @@ impl PlaceHold {
     pub fn parse(request: HoldRequest) -> Result<PlaceHold, ApiError> {
         let user = UserId::parse(&request.user_id).map_err(|e| ApiError::field("user_id", e))?;
         record_user(&user);
-        let hold_id = Key::parse(&request.hold_id).map_err(|e| ApiError::field("hold_id", e))?;
+        let hold_id = Key::parse(&request.hold_id)
+            .and_then(|key| match key.as_str() {
+                // A path segment clients and signers remove: the hold's
+                // capture and release routes could never be reached.
+                "." | ".." => Err("must not be \".\" or \"..\" (it goes in the capture and release paths)".to_owned()),
+                _ => Ok(key),
+            })
+            .map_err(|e| ApiError::field("hold_id", e))?;
         let credits = in_range(request.credits, HOLD_CREDITS).map_err(|e| ApiError::field("credits", e))?;
         let feature = match request.feature {
             Some(f) => {
