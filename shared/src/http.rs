@@ -304,6 +304,18 @@ pub fn record_user(user_id: &crate::types::UserId) {
     tracing::Span::current().record("user", user_id.redacted());
 }
 
+tokio::task_local! {
+    /// The Lambda context's deadline of the invocation [`serve`] is running.
+    static DEADLINE_MS: Option<u64>;
+}
+
+/// The deadline of the invocation being served, as the Lambda context gives
+/// it (`Lambda-Runtime-Deadline-Ms`): `None` outside [`serve`], or where the
+/// request carries no context (a test's).
+pub fn invocation_deadline_ms() -> Option<u64> {
+    DEADLINE_MS.try_with(|ms| *ms).ok().flatten()
+}
+
 /// Runs a route's work and answers it, logging one line: route, user,
 /// status, error code and latency.
 pub async fn serve<F>(req: &Request, work: F) -> Response<Body>
@@ -314,7 +326,8 @@ where
     let route: String = format!("{} {}", req.method(), path(req)).chars().take(160).collect();
     let request_id = v2_context(req).and_then(|c| c.request_id.clone()).unwrap_or_default();
     let span = tracing::info_span!("request", %route, %request_id, user = tracing::field::Empty);
-    let outcome = work.instrument(span.clone()).await;
+    let deadline = req.lambda_context_ref().map(|c| c.deadline);
+    let outcome = DEADLINE_MS.scope(deadline, work.instrument(span.clone())).await;
     let response = respond(&outcome);
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     let status = response.status().as_u16();

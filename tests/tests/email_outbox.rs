@@ -227,3 +227,36 @@ async fn a_pause_left_by_throttling_is_not_slept_past_the_runs_budget() {
     assert_eq!(states, [("pending".to_owned(), 1), ("sent".to_owned(), 1)], "the other handed back untried");
     assert_eq!(send.num_calls(), 7, "two refused inline, four throttles, one accepted");
 }
+
+/// A purchase of `user`'s through `purchase`, in an invocation whose deadline is `ahead`.
+async fn buy_before(app: &App, user: &str, payment: &str, ahead: std::time::Duration) -> Answer {
+    use lambda_http::RequestExt;
+    let body = json!({"user_id": user, "payment_id": payment, "amount_cents": 500, "currency": "USD"}).to_string();
+    let mut context = lambda_runtime::Context::default();
+    context.deadline = epoch_ms_in(ahead);
+    let req = request(&service_event("purchase.json", &body)).with_lambda_context(context);
+    answer(purchase::handle(app, req).await.expect("handlers never fail"))
+}
+
+#[tokio::test]
+async fn a_request_sends_its_email_only_while_its_invocation_can_wait_for_ses() {
+    let send =
+        mock!(aws_sdk_sesv2::Client::send_email).then_output(|| SendEmailOutput::builder().message_id("m-1").build());
+    let app = with_ses(mock_client!(aws_sdk_sesv2, RuleMode::MatchAny, [&send])).await;
+    let (user, _) = new_user(&app, "pro").await;
+    let plenty = credits::ops::outbox::SEND_TIME + std::time::Duration::from_secs(5);
+    let a = buy_before(&app, &user, "p1", plenty).await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let sent = outbox_item(&app, &email_id(EmailKind::PurchaseReceipt, &[&user, "p1"])).await.expect("email");
+    assert_eq!((attr(&sent, "status"), send.num_calls()), ("sent", 1));
+
+    // Less than an SES call's worst case left: the purchase answers, its receipt waits for email-outbox.
+    let short = credits::ops::outbox::SEND_TIME - std::time::Duration::from_secs(2);
+    let b = buy_before(&app, &user, "p2", short).await;
+    assert_eq!(b.status, 201, "{}", b.text);
+    let left = outbox_item(&app, &email_id(EmailKind::PurchaseReceipt, &[&user, "p2"])).await.expect("email");
+    assert_eq!((attr(&left, "status"), attr_n(&left, "attempts"), send.num_calls()), ("pending", 0, 1));
+    let report = outbox_at(&app, &at(5)).await;
+    assert_eq!(report["sent"], 1, "{report}");
+    assert_eq!(send.num_calls(), 2);
+}

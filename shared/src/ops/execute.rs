@@ -115,7 +115,9 @@ pub async fn execute<C: Command>(app: &App, command: &C) -> Result<Reply, ApiErr
         };
         if committed {
             if let Some(mailer) = &app.mailer {
-                super::outbox::deliver(&app.store, mailer, &effect.emails, ctx.now).await;
+                let until = crate::http::invocation_deadline_ms()
+                    .and_then(|ms| super::schedule::Deadline::from_context_ms(ms).instant());
+                super::outbox::deliver(&app.store, mailer, &effect.emails, ctx.now, until).await;
             }
             return Ok(effect.reply);
         }

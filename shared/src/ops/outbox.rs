@@ -10,7 +10,7 @@ use crate::email::{backoff, Mailer, OutboxEmail, SendError, MAX_ATTEMPTS};
 use crate::store::{Queue, Store, StoreError, SCHEDULE_SHARDS};
 use crate::types::redact;
 use serde::Serialize;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long a claim keeps other runs off an email: longer than one send.
 pub const LEASE: chrono::Duration = chrono::Duration::minutes(5);
@@ -20,17 +20,41 @@ const FIRST_PAUSE: Duration = Duration::from_millis(200);
 /// Longest pause between two sends.
 const MAX_PAUSE: Duration = Duration::from_secs(10);
 
-/// Sends freshly committed emails and records the outcome of each. Never
-/// fails: whatever goes wrong leaves the email pending for the scheduled
-/// sender, and is logged.
-pub async fn deliver(store: &Store, mailer: &Mailer, emails: &[OutboxEmail], now: Time) {
+/// Time an email's send and its sent mark may take after a request's commit:
+/// the longest an SES call takes ([`crate::sdk::OPERATION_TIMEOUT`], its
+/// retries included) and a second for the mark.
+pub const SEND_TIME: Duration = Duration::from_secs(crate::sdk::OPERATION_TIMEOUT.as_secs() + 1);
+
+/// Time kept to answer, after the last email's sent mark.
+const ANSWER_TIME: Duration = Duration::from_millis(300);
+
+/// Sends freshly committed emails and records the outcome of each, while
+/// the invocation's time (`until`, its deadline) leaves [`SEND_TIME`] for
+/// each: a request that has committed answers in time, whatever SES does.
+/// Never fails: whatever goes wrong, or is not started, leaves the email
+/// pending for the scheduled sender (due [`crate::email::FIRST_SEND_GRACE`]
+/// after the commit), and is logged.
+pub async fn deliver(store: &Store, mailer: &Mailer, emails: &[OutboxEmail], now: Time, until: Option<Instant>) {
+    let left = || until.map(|until| until.saturating_duration_since(Instant::now()));
     for email in emails {
         let to = redact(&email.to);
+        if left().is_some_and(|left| left < SEND_TIME) {
+            tracing::warn!(email_id = %email.id, kind = email.kind.as_str(), %to,
+                "too little of the invocation left to wait for SES; left pending for email-outbox");
+            continue;
+        }
         match mailer.send(email).await {
             // SES has it: a lost mark means the scheduled sender sends it again.
             Ok(message_id) => {
-                match persist(&Budget::unbounded(), "mark sent", || store.email_sent(&email.id, &message_id, now)).await
-                {
+                let unbounded = Budget::unbounded();
+                let mark = persist(&unbounded, "mark sent", || store.email_sent(&email.id, &message_id, now));
+                let marked = match left() {
+                    Some(left) => tokio::time::timeout(left.saturating_sub(ANSWER_TIME), mark)
+                        .await
+                        .unwrap_or_else(|_| Err(StoreError::Unavailable("no time left in the invocation".into()))),
+                    None => mark.await,
+                };
+                match marked {
                     Ok(()) => tracing::info!(email_id = %email.id, kind = email.kind.as_str(), %to, "email sent"),
                     Err(e) => {
                         tracing::warn!(email_id = %email.id, error = %e, "email sent but not marked sent; it may be sent again")

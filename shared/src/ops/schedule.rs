@@ -85,6 +85,15 @@ impl Deadline {
             ms => Deadline::At(UNIX_EPOCH + Duration::from_millis(ms)),
         }
     }
+
+    /// The deadline as an instant, for an invocation that started now.
+    pub fn instant(self) -> Option<Instant> {
+        match self {
+            Deadline::None => None,
+            Deadline::After(span) => Some(Instant::now() + span),
+            Deadline::At(at) => Some(Instant::now() + at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO)),
+        }
+    }
 }
 
 /// A scheduled invocation's time budget: work stops being started once less
@@ -103,15 +112,7 @@ impl Budget {
 
     /// The budget of an invocation that started now, with `deadline`.
     pub fn new(deadline: Deadline) -> Budget {
-        let deadline = match deadline {
-            Deadline::None => None,
-            Deadline::After(span) => Some(Instant::now() + span),
-            Deadline::At(at) => {
-                let left = at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
-                Some(Instant::now() + left)
-            }
-        };
-        Budget { deadline }
+        Budget { deadline: deadline.instant() }
     }
 
     /// A budget that stops work being started once `span` has passed.
