@@ -229,6 +229,18 @@ def start_service(log_path):
     log = open(log_path, "w")
     service = subprocess.Popen(["bash", os.path.join(ROOT, "infra", "run.sh")], cwd=ROOT,
                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        return wait_for_service(service, log, log_path)
+    except BaseException:
+        # Ctrl-C while it builds: run.sh has a session of its own, which the
+        # terminal's interrupt does not reach, so it is stopped here.
+        stop_service(service)
+        raise
+
+
+def wait_for_service(service, log, log_path):
+    """Waits for the API `service` serves; the service stopped and None when
+    it stopped first or took longer than a fresh clone's build."""
     started = time.monotonic()
     note = started + 60
     while not api_up():

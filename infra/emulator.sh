@@ -6,6 +6,10 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 source infra/env.sh
 py="$root/.venv/bin/python"
+if port_in_use "$EMULATOR_PORT"; then
+  echo "make emulator: port $EMULATOR_PORT is already in use (make run, or another make emulator?)" >&2
+  exit 1
+fi
 "$py" infra/emulator.py --port "$EMULATOR_PORT" &
 emulator=$!
 trap 'kill $emulator 2>/dev/null; wait $emulator 2>/dev/null' EXIT INT TERM

@@ -10,3 +10,9 @@ export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
 export TABLE_NAME="${TABLE_NAME:-credits-local}"
 export SENDER_EMAIL="${SENDER_EMAIL:-credits@example.com}"
 export REFERRAL_BASE_URL="${REFERRAL_BASE_URL:-https://app.example.com/signup}"
+
+# Whether something already listens on 127.0.0.1:$1 (for the scripts that
+# serve on a fixed port, so they can say so instead of failing to bind).
+port_in_use() {
+  "${root:-.}/.venv/bin/python" -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1', $1)) != 0)"
+}

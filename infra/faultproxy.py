@@ -111,7 +111,7 @@ class Faults:
                     "faults": {k: dict(v) for k, v in self.injected.items()}}
 
 
-def dynamodb_error(status: int, error_type: str, message: str, extra: dict | None = None):
+def dynamodb_error(status: int, error_type: str, message: str, extra: "dict | None" = None):
     body = {"__type": f"com.amazonaws.dynamodb.v20120810#{error_type}", "message": message}
     body.update(extra or {})
     return status, {"Content-Type": "application/x-amz-json-1.0", "x-amzn-ErrorType": error_type}, body

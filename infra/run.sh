@@ -19,7 +19,7 @@ py="$root/.venv/bin/python"
 watch_port="${WATCH_PORT:-9000}"
 
 for port in "$EMULATOR_PORT" "$watch_port"; do
-  if "$py" -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1', $port)) != 0)"; then
+  if port_in_use "$port"; then
     echo "make run: port $port is already in use (another make run?)" >&2
     exit 1
   fi
@@ -44,7 +44,15 @@ watch=""
 pids=()
 status=0
 stop() {
+  # A step that failed under `set -e` (the table not created, the watcher
+  # not started) ends here too: its status, not 0, is the exit code (Ctrl-C,
+  # the way to stop, is not a failure).
+  local rc=$?
   trap - EXIT INT TERM
+  if (( status == 0 && rc != 0 && ! interrupted )); then
+    status=$rc
+    echo "make run: a step failed (above); the emulator's log is .emulator/run-emulator.log" >&2
+  fi
   echo
   echo "Stopping..."
   for pid in "${pids[@]}" $watch; do
@@ -58,7 +66,9 @@ stop() {
   echo "Stopped."
   exit "$status"
 }
-trap stop EXIT INT TERM
+interrupted=0
+trap stop EXIT
+trap 'interrupted=1; stop' INT TERM
 "$py" infra/bootstrap.py --wait
 
 # The Stripe webhook runs when there is a signing secret: STRIPE_WEBHOOK_SECRET

@@ -30,7 +30,8 @@ trap - EXIT
 rm -f "$venv_log"
 echo "== cfn-lint, checkov: template.yaml"
 .venv/bin/cfn-lint template.yaml
-.venv-lint/bin/checkov --file template.yaml --framework cloudformation --skip-download --compact --quiet
+# Through its interpreter: checkov is a plain script, whose shebang breaks in a path with a space.
+.venv-lint/bin/python .venv-lint/bin/checkov --file template.yaml --framework cloudformation --skip-download --compact --quiet
 echo "== openapi.yaml"
 .venv/bin/python -c "import yaml; from openapi_spec_validator import validate; validate(yaml.safe_load(open('openapi.yaml'))); print('openapi.yaml is a valid OpenAPI 3 document')"
 echo "== cargo test, and beside it the fault-injection suite's small configuration"
@@ -38,9 +39,11 @@ echo "== cargo test, and beside it the fault-injection suite's small configurati
 # other tests it costs no time. Its report follows theirs.
 exec bash infra/with-emulator.sh credits-test bash -c '
   log=".emulator/chaos-test-${EMULATOR_PORT}.log"
-  cargo test --quiet -p integration-tests --test chaos >"$log" 2>&1 &
+  # In a session of its own, so that its whole process group (cargo, the
+  # test binary, its fault proxies) can be stopped with it, Ctrl-C included.
+  setsid -w cargo test --quiet -p integration-tests --test chaos >"$log" 2>&1 &
   chaos=$!
-  trap "kill $chaos 2>/dev/null" EXIT
+  trap "kill -- -$chaos 2>/dev/null; rm -f \"$log\"" EXIT
   status=0
   cargo test --workspace --tests --no-fail-fast "$@" || status=$?
   wait "$chaos" || status=$?
