@@ -109,6 +109,31 @@ async fn replays_return_the_original_and_changed_payloads_conflict() {
 }
 
 #[tokio::test]
+async fn a_replay_answers_as_before_after_its_plan_left_the_catalogue() {
+    let app = app().await;
+    let user = unique("retiring");
+    let signup_body = json!({"user_id": user, "email": format!("{user}@example.com"), "plan": "pro"});
+    let created = signup(&app, signup_body.clone()).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let change_body = json!({"user_id": user, "change_id": "c-1", "plan": "business"});
+    let changed = change_plan(&app, change_body.clone()).await;
+    assert_eq!(changed.status, 200, "{}", changed.text);
+
+    // The deployer retires pro and business; the caller retries both requests.
+    let plans = r#"{"plans": [{"name": "free", "rank": 0, "monthly_allowance": 1000},
+        {"name": "basic", "rank": 1, "monthly_allowance": 2000}]}"#;
+    let retired = app_with(&[("CREDITS_CONFIG", plans)], None).await;
+    let signup_again = signup(&retired, signup_body).await;
+    let change_again = change_plan(&retired, change_body).await;
+    for (again, first) in [(&signup_again, &created), (&change_again, &changed)] {
+        assert_eq!((again.status, again.replayed, again.text.as_str()), (200, true, first.text.as_str()));
+    }
+    let new = change_plan(&retired, json!({"user_id": user, "change_id": "c-2", "plan": "pro"})).await;
+    assert_eq!((new.status, new.code()), (400, "invalid_request"), "{}", new.text);
+    assert!(new.text.contains("free, basic"), "{}", new.text);
+}
+
+#[tokio::test]
 async fn bad_plan_changes_are_refused() {
     let app = app().await;
     let (user, _) = new_user(&app, "free").await;

@@ -13,7 +13,7 @@ use crate::hold::Hold;
 use crate::http::{ApiError, Reply};
 use crate::idempotency::{Canonical, Route};
 use crate::letters::Letters;
-use crate::plans::Catalogue;
+use crate::plans::{Catalogue, Plan};
 use crate::store::{Lookups, PurchaseFacts, Write};
 use crate::types::UserId;
 
@@ -38,6 +38,17 @@ impl<'a> Ctx<'a> {
     /// The brand and email templates.
     pub fn letters(&self) -> &'a Letters {
         &self.config.letters
+    }
+
+    /// The plan a request names, looked up when it is decided (after its
+    /// record is read, so that a request answered before replays its answer
+    /// even if its plan has left the catalogue since); 400 naming the
+    /// choices where there is no such plan.
+    pub fn requested_plan(&self, name: &str) -> Result<&'a Plan, ApiError> {
+        let catalogue = self.catalogue();
+        catalogue
+            .plan(name)
+            .ok_or_else(|| ApiError::field("plan", format!("unknown plan; expected one of {}", catalogue.plan_names())))
     }
 }
 

@@ -28,7 +28,6 @@ pub mod stripe;
 mod pinned_request_hashes {
     use super::command::Command;
     use super::{corrections, holds, plan_change, purchase, signup, spend};
-    use crate::plans::Catalogue;
 
     fn body<T: serde::de::DeserializeOwned>(json: &str) -> T {
         serde_json::from_str(json).expect("a valid body")
@@ -40,14 +39,12 @@ mod pinned_request_hashes {
 
     #[test]
     fn every_route_hashes_a_known_body_to_a_known_hash() {
-        let catalogue = Catalogue::default();
         let cases = [
             (
                 "signup",
-                hash(signup::Signup::parse(
-                    body(r#"{"user_id": "bob", "email": "bob@example.org", "referral_code": "abcd2345"}"#),
-                    &catalogue,
-                )),
+                hash(signup::Signup::parse(body(
+                    r#"{"user_id": "bob", "email": "bob@example.org", "referral_code": "abcd2345"}"#,
+                ))),
                 "v1:d0355979d6c123c3cf342e2975c7c5157d93cf07ee1f33879ec001bfee198ff4",
             ),
             (
@@ -59,10 +56,9 @@ mod pinned_request_hashes {
             ),
             (
                 "plan change",
-                hash(plan_change::ChangePlan::parse(
-                    body(r#"{"user_id": "alice", "change_id": "c-1", "plan": "pro"}"#),
-                    &catalogue,
-                )),
+                hash(plan_change::ChangePlan::parse(body(
+                    r#"{"user_id": "alice", "change_id": "c-1", "plan": "pro"}"#,
+                ))),
                 "v1:743a62fa9590e2ff461a3e4ad1814c63bb21382cbb9cab37422a7f10c6630a7a",
             ),
             (

@@ -24,8 +24,8 @@ pub struct PlanChangeRequest {
     plan: String,
 }
 
-/// A valid plan change (the plan is checked against the catalogue when
-/// the decision is made).
+/// A valid plan change (the plan is looked up in the catalogue when the
+/// change is decided).
 #[derive(Debug)]
 pub struct ChangePlan {
     user: UserId,
@@ -34,21 +34,19 @@ pub struct ChangePlan {
 }
 
 impl ChangePlan {
-    /// Validates a request; 400 naming the field.
-    pub fn parse(request: PlanChangeRequest, catalogue: &crate::plans::Catalogue) -> Result<ChangePlan, ApiError> {
+    /// Validates a request; 400 naming the field. The plan is looked up in
+    /// the catalogue when the change is decided ([`Ctx::requested_plan`]).
+    pub fn parse(request: PlanChangeRequest) -> Result<ChangePlan, ApiError> {
         let user = UserId::parse(&request.user_id).map_err(|e| ApiError::field("user_id", e))?;
         record_user(&user);
         let change_id = Key::parse(&request.change_id).map_err(|e| ApiError::field("change_id", e))?;
-        if catalogue.plan(&request.plan).is_none() {
-            return Err(ApiError::field("plan", format!("unknown plan; expected one of {}", catalogue.plan_names())));
-        }
         Ok(ChangePlan { user, change_id, plan: request.plan })
     }
 
     /// The rule applied to this account: where it stands, where it goes.
     fn outcome<'c>(&self, account: &Account, ctx: &Ctx<'c>) -> Result<(&'c Plan, PlanChange<'c>), ApiError> {
+        let plan = ctx.requested_plan(&self.plan)?;
         let current = account.current_plan(ctx.catalogue())?;
-        let plan = ctx.catalogue().plan(&self.plan).ok_or_else(|| ApiError::internal("validated plan vanished"))?;
         let standing = PlanStanding {
             rank: current.rank,
             cycle_max_allowance: account.cycle_max_allowance,
@@ -159,7 +157,7 @@ impl Command for ChangePlan {
 
 /// Handles a plan change.
 pub async fn change_plan(app: &App, request: PlanChangeRequest) -> Result<Reply, ApiError> {
-    execute(app, &ChangePlan::parse(request, &app.config.catalogue)?).await
+    execute(app, &ChangePlan::parse(request)?).await
 }
 
 #[cfg(test)]
@@ -167,11 +165,10 @@ mod tests {
     use super::*;
     use crate::account::fixtures::account;
     use crate::balance::{Balance, Delta};
-    use crate::plans::Catalogue;
 
     fn command(plan: &str) -> ChangePlan {
         let body = serde_json::json!({"user_id": "friend", "change_id": "c-1", "plan": plan});
-        ChangePlan::parse(serde_json::from_value(body).expect("body"), &Catalogue::default()).expect("valid")
+        ChangePlan::parse(serde_json::from_value(body).expect("body")).expect("valid")
     }
 
     fn snapshot(plan: &str, referred: bool) -> Snapshot {
@@ -265,9 +262,9 @@ mod tests {
 
     #[test]
     fn an_unknown_target_plan_is_400_naming_the_choices() {
-        let body = serde_json::json!({"user_id": "u", "change_id": "c", "plan": "platinum"});
-        let err =
-            ChangePlan::parse(serde_json::from_value(body).expect("body"), &Catalogue::default()).expect_err("bad");
+        let config = crate::config::Config::for_tests();
+        let ctx = Ctx { config: &config, now: crate::cycle::now(), fresh_code: "ZZZZ2222" };
+        let err = command("platinum").related(&snapshot("free", true), &ctx).expect_err("unknown plan");
         assert_eq!(err.status, 400);
         assert!(err.message.contains("free, basic, pro, business"), "{}", err.message);
     }

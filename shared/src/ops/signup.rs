@@ -17,7 +17,6 @@ use crate::email::referral_signup_bonus;
 use crate::http::{record_user, to_json, ApiError, Reply};
 use crate::idempotency::{Canonical, Route};
 use crate::ledger::EntryKind;
-use crate::plans::{Catalogue, Plan};
 use crate::referral::{canonical_code, ReferralStatus};
 use crate::store::{Lookups, Write};
 use crate::types::{Email, UserId};
@@ -43,7 +42,6 @@ pub struct SignupRequest {
 pub struct Signup {
     user: UserId,
     email: Email,
-    plan: Plan,
     /// The code as sent; `Some(None)` where it cannot be a code of ours.
     code: Option<Option<String>>,
     cycle: Cycle,
@@ -52,14 +50,12 @@ pub struct Signup {
 
 impl Signup {
     /// Validates a request; 400 naming the field.
-    pub fn parse(request: SignupRequest, catalogue: &Catalogue) -> Result<Signup, ApiError> {
+    /// The plan, or the catalogue's default, is looked up when the signup
+    /// is decided ([`Ctx::requested_plan`]).
+    pub fn parse(request: SignupRequest) -> Result<Signup, ApiError> {
         let user = UserId::parse(&request.user_id).map_err(|e| ApiError::field("user_id", e))?;
         record_user(&user);
         let email = Email::parse(&request.email).map_err(|e| ApiError::field("email", e))?;
-        let plan_name = request.plan.as_deref().unwrap_or(catalogue.default_plan());
-        let plan = catalogue.plan(plan_name).cloned().ok_or_else(|| {
-            ApiError::field("plan", format!("unknown plan; expected one of {}", catalogue.plan_names()))
-        })?;
         // Anything up to 64 characters that is not a code this service issued
         // is `invalid_code` and the signup goes ahead; a blank one (an empty
         // form field) is no code at all.
@@ -79,7 +75,7 @@ impl Signup {
         };
         let cycle = Cycle::first(signed_up_at)
             .ok_or_else(|| ApiError::field("signed_up_at", "is out of range: its first cycle would end after 9999"))?;
-        Ok(Signup { user, email, plan, code, cycle, sent: request })
+        Ok(Signup { user, email, code, cycle, sent: request })
     }
 }
 
@@ -138,6 +134,7 @@ impl Command for Signup {
             // An account without its signup record: made by something else.
             return Err(ApiError::idempotency_conflict("user_id"));
         }
+        let plan = ctx.requested_plan(self.sent.plan.as_deref().unwrap_or(ctx.catalogue().default_plan()))?;
         let referrer = snapshot.code_owner.as_deref().and_then(|id| snapshot.related(id));
         let cap = ctx.catalogue().referral_cap_per_cycle;
         let status = self.code.as_ref().map(|_| referral_status(referrer, &self.email, cap));
@@ -149,15 +146,15 @@ impl Command for Signup {
             user_id: self.user.to_string(),
             email: self.email.as_str().to_owned(),
             email_norm: self.email.normalized(),
-            plan: self.plan.name.clone(),
+            plan: plan.name.clone(),
             referral_code: ctx.fresh_code.to_owned(),
             referrer_id: recorded_referrer.map(|r| r.user_id.clone()),
             cycle: self.cycle,
             balance: Balance::default(),
             version: 0,
             ledger_seq: 0,
-            cycle_max_allowance: self.plan.monthly_allowance,
-            max_rank: self.plan.rank,
+            cycle_max_allowance: plan.monthly_allowance,
+            max_rank: plan.rank,
             cycle_referrals: 0,
             referral_signups: 0,
             rewarded_credits: 0,
@@ -170,7 +167,7 @@ impl Command for Signup {
             low_balance_alerted: Vec::new(),
         };
         let mut entries = Entries::on(&blank, ctx.now);
-        entries.push(EntryKind::SignupGrant, Delta::plan(self.plan.monthly_allowance), self.user.as_str())?;
+        entries.push(EntryKind::SignupGrant, Delta::plan(plan.monthly_allowance), self.user.as_str())?;
         let balance = entries.balance();
         let first_entries = entries.finish().entries;
         let account = Account { balance, ledger_seq: first_entries.len() as u64, ..blank };
@@ -217,7 +214,7 @@ impl Command for Signup {
 
 /// Handles a signup.
 pub async fn signup(app: &App, request: SignupRequest) -> Result<Reply, ApiError> {
-    execute(app, &Signup::parse(request, &app.config.catalogue)?).await
+    execute(app, &Signup::parse(request)?).await
 }
 
 #[cfg(test)]
@@ -234,7 +231,7 @@ mod tests {
     }
 
     fn signup(body: serde_json::Value) -> Signup {
-        Signup::parse(serde_json::from_value(body).expect("body"), &Catalogue::default()).expect("valid")
+        Signup::parse(serde_json::from_value(body).expect("body")).expect("valid")
     }
 
     fn decide(signup: &Signup, referrer: Option<Account>) -> Result<Effect, ApiError> {

@@ -172,7 +172,7 @@ async fn apply(app: &App, event: &Event) -> Result<(&'static str, Reply), ApiErr
         Action::PlanChange { subscription_id, user_id, plan } => {
             let request = json!({"user_id": user_id, "change_id": event.id, "plan": plan});
             let request = serde_json::from_value(request).map_err(|e| ApiError::invalid(e.to_string()))?;
-            let change = ChangePlan::parse(request, &app.config.catalogue)?;
+            let change = ChangePlan::parse(request)?;
             if !app.store.advance_subscription(subscription_id, event.created, &event.id).await? {
                 // A newer update was applied since; this one, delivered
                 // again, answers as it did if it was applied itself.
