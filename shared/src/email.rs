@@ -354,7 +354,8 @@ impl Mailer {
                     }
                     _ => false,
                 };
-                let text = DisplayErrorContext(&err).to_string();
+                // SES's refusals name the recipient: masked, as in every log line.
+                let text = crate::types::redact_emails(&DisplayErrorContext(&err).to_string());
                 Err(if throttled { SendError::Throttled(text) } else { SendError::Failed(text) })
             }
         }

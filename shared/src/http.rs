@@ -48,11 +48,20 @@ pub struct ApiError {
     pub message: String,
     /// Why, for the operator: logged with the request, never answered.
     pub detail: Option<String>,
+    /// A 5xx the protocol expects (a Stripe event that must be delivered
+    /// again later): its request is logged as a warning, not an error, so
+    /// the error alarm stays for failures.
+    pub expected: bool,
 }
 
 impl ApiError {
     fn new(status: u16, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into(), detail: None }
+        ApiError { status, code, message: message.into(), detail: None, expected: false }
+    }
+
+    /// The same answer, logged as a warning (see [`ApiError::expected`]).
+    pub fn expected(self) -> ApiError {
+        ApiError { expected: true, ..self }
     }
 
     /// 400 `invalid_request`.
@@ -334,8 +343,10 @@ where
     let code = outcome.as_ref().err().map_or("", |e| e.code);
     let replayed = matches!(outcome, Ok(Reply::Replayed(_)));
     span.in_scope(|| {
-        if status >= 500 {
-            let detail = outcome.as_ref().err().and_then(|e| e.detail.as_deref()).unwrap_or("");
+        let detail = outcome.as_ref().err().and_then(|e| e.detail.as_deref()).unwrap_or("");
+        if status >= 500 && outcome.as_ref().is_err_and(|e| e.expected) {
+            tracing::warn!(status, code, detail, latency_ms, "request answered 5xx, to be sent again later");
+        } else if status >= 500 {
             tracing::error!(status, code, detail, latency_ms, "request failed");
         } else {
             tracing::info!(status, code, replayed, latency_ms, "request done");

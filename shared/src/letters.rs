@@ -219,7 +219,7 @@ fn default_paragraphs(kind: EmailKind) -> (&'static str, &'static [&'static str]
         EmailKind::LowBalance => (
             "You have {{balance}} credits left",
             &[
-                "Your {{product_name}} balance is down to {{balance}} credits, below {{threshold}}.",
+                "Your {{product_name}} balance is down to {{balance}} credits.",
                 "How to get more credits:",
                 "{{buy_option}}",
                 "{{refer_option}}",

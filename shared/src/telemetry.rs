@@ -5,7 +5,8 @@ use tracing_subscriber::fmt::MakeWriter;
 
 /// Installs the subscriber once per cold start. The level comes from
 /// `RUST_LOG`, else `AWS_LAMBDA_LOG_LEVEL`, else `info` (one level for
-/// everything: `error`, `warn`, `info`, `debug`, `trace` or `off`); the
+/// everything: `error`, `warn`, `info`, `debug` or `off`, `trace` taken as
+/// `debug`); the
 /// format is JSON when `AWS_LAMBDA_LOG_FORMAT=JSON`. Timestamps are left to
 /// CloudWatch.
 pub fn init() {
@@ -36,9 +37,15 @@ where
     }
 }
 
-/// A level name (any case; Lambda's `WARN`, `INFO`, ...); `info` for anything else.
+/// A level name (any case; Lambda's `WARN`, `INFO`, ...); `info` for anything
+/// else. `trace` is taken as `debug`: at trace the Lambda runtime logs each
+/// whole event (the caller's token, a Stripe signature, the body) and the
+/// SDK's signer each request it signs.
 fn level_filter(level: &str) -> LevelFilter {
-    level.trim().parse().unwrap_or(LevelFilter::INFO)
+    match level.trim().parse().unwrap_or(LevelFilter::INFO) {
+        LevelFilter::TRACE => LevelFilter::DEBUG,
+        level => level,
+    }
 }
 
 #[cfg(test)]
@@ -51,5 +58,11 @@ mod tests {
         assert_eq!(level_filter("debug"), LevelFilter::DEBUG);
         assert_eq!(level_filter("off"), LevelFilter::OFF);
         assert_eq!(level_filter("credits=debug"), LevelFilter::INFO);
+    }
+
+    #[test]
+    fn trace_is_taken_as_debug_so_no_whole_event_is_logged() {
+        assert_eq!(level_filter("TRACE"), LevelFilter::DEBUG);
+        assert_eq!(level_filter("trace"), LevelFilter::DEBUG);
     }
 }

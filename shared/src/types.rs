@@ -115,6 +115,33 @@ pub fn redact(value: &str) -> String {
     }
 }
 
+/// Masks every email address in a free text, as [`redact`] masks one: an
+/// SES error names the recipient it refused.
+pub fn redact_emails(text: &str) -> String {
+    let local_char = |c: char| c.is_ascii_alphanumeric() || "._%+-'".contains(c);
+    let domain_char = |c: char| c.is_ascii_alphanumeric() || ".-".contains(c);
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('@') {
+        let (before, after) = (&rest[..at], &rest[at + 1..]);
+        let local_start =
+            before.len() - before.chars().rev().take_while(|c| local_char(*c)).map(char::len_utf8).sum::<usize>();
+        let domain_end = after.chars().take_while(|c| domain_char(*c)).map(char::len_utf8).sum::<usize>();
+        let (local, domain) = (&before[local_start..], &after[..domain_end]);
+        out.push_str(&before[..local_start]);
+        if local.is_empty() || domain.is_empty() {
+            out.push_str(local);
+            out.push('@');
+            rest = after;
+        } else {
+            out.push_str(&redact(&format!("{local}@{domain}")));
+            rest = &after[domain_end..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// A free-text label of at most `max` characters without control characters.
 pub fn parse_label(value: &str, max: usize) -> Result<String, Invalid> {
     if value.chars().count() > max {
@@ -173,6 +200,19 @@ mod tests {
     fn redaction_hides_the_local_part() {
         assert_eq!(redact("jane.doe@example.com"), "j***@example.com");
         assert_eq!(redact("user-42"), "user-42");
+    }
+
+    #[test]
+    fn every_address_in_a_text_is_masked() {
+        let ses = "Email address is not verified. The following identities failed the check in region \
+                   US-EAST-1: jane.doe@example.com, bob+x@mail.example.org.";
+        assert_eq!(
+            redact_emails(ses),
+            "Email address is not verified. The following identities failed the check in region \
+             US-EAST-1: j***@example.com, b***@mail.example.org."
+        );
+        assert_eq!(redact_emails("no address @ all, a@ or @b, é@é"), "no address @ all, a@ or @b, é@é");
+        assert_eq!(redact_emails("<ann@x.io>"), "<a***@x.io>");
     }
 
     #[test]

@@ -33,7 +33,7 @@ async fn a_spend_below_ten_per_cent_sends_one_personalised_email() {
     assert_eq!((attr(email, "status"), attr(email, "email_kind")), ("sent", "low_balance"));
     assert_eq!(attr(email, "subject"), "You have 50 credits left");
     let text = attr(email, "text");
-    assert!(text.contains("below 100"), "{text}");
+    assert!(text.contains("balance is down to 50 credits."), "{text}");
     assert!(text.contains("Flexible credits can be bought on the pro or business plan."), "{text}");
     assert!(text.contains(&format!("signup?ref={code}: you earn 250 credits")), "{text}");
     assert!(text.contains("Upgrade to business: it adds 19,000 credits right away"), "{text}");

@@ -28,7 +28,8 @@ fn stripe_event(name: &str, edit: impl FnOnce(&mut Value)) -> Value {
     event
 }
 
-async fn deliver_signed(app: &credits::App, payload: &str, signature: Option<String>) -> Answer {
+/// The API Gateway event of a delivery of `payload` with `signature`.
+fn delivery(payload: &str, signature: Option<String>) -> Value {
     let mut event = service_event("stripe-webhook.json", payload);
     match signature {
         Some(sig) => event["headers"]["stripe-signature"] = json!(sig),
@@ -38,13 +39,26 @@ async fn deliver_signed(app: &credits::App, payload: &str, signature: Option<Str
             }
         }
     }
-    answer(stripe_webhook::handle(app, &settings(), request(&event)).await.expect("handlers never fail"))
+    event
+}
+
+async fn handle(app: &credits::App, delivery: &Value) -> Answer {
+    answer(stripe_webhook::handle(app, &settings(), request(delivery)).await.expect("handlers never fail"))
+}
+
+async fn deliver_signed(app: &credits::App, payload: &str, signature: Option<String>) -> Answer {
+    handle(app, &delivery(payload, signature)).await
+}
+
+/// The delivery of `event`, signed now.
+fn signed(event: &Value) -> Value {
+    let payload = event.to_string();
+    let signature = credits::stripe::sign(payload.as_bytes(), SECRET, now());
+    delivery(&payload, Some(signature))
 }
 
 async fn deliver(app: &credits::App, event: &Value) -> Answer {
-    let payload = event.to_string();
-    let signature = credits::stripe::sign(payload.as_bytes(), SECRET, now());
-    deliver_signed(app, &payload, Some(signature)).await
+    handle(app, &signed(event)).await
 }
 
 /// A paid Checkout session of $10 for `user` (`client_reference_id`), under payment intent `pi`.
@@ -321,8 +335,16 @@ async fn a_refund_before_its_checkout_is_answered_503_until_the_checkout_has_com
         e["data"]["object"]["payment_intent"] = json!(pi);
         e["data"]["object"]["amount_refunded"] = json!(1_000);
     });
-    let early = deliver(&app, &refund).await;
+    let logs = capture_logs();
+    let mut early_delivery = signed(&refund);
+    let request_id = unique("req");
+    early_delivery["requestContext"]["requestId"] = json!(request_id);
+    let early = handle(&app, &early_delivery).await;
     assert_eq!((early.status, early.code()), (503, "unavailable"), "Stripe delivers it again: {}", early.text);
+    // Expected, so a warning: the error alarm is for failures.
+    let own: Vec<_> = logs.lines().into_iter().filter(|l| l["span"]["request_id"] == request_id.as_str()).collect();
+    assert!(own.iter().any(|l| l["level"] == "WARN" && l["status"] == 503), "{own:?}");
+    assert!(own.iter().all(|l| l["level"] != "ERROR"), "{own:?}");
 
     pay(&app, &user, &pi).await;
     let later = deliver(&app, &refund).await;

@@ -104,7 +104,7 @@ pub async fn execute<C: Command>(app: &App, command: &C) -> Result<Reply, ApiErr
                 true
             }
             Err(CommitError::Stale(role)) => {
-                retry.again(&format!("condition failed on {role:?}")).await?;
+                retry.again(&format!("condition failed on {role}")).await?;
                 false
             }
             Err(CommitError::Conflict) => {

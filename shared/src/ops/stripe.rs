@@ -245,7 +245,7 @@ pub async fn webhook(
         Err(e) if e.code == "purchase_not_found" && now.saturating_sub(event.created) < UNSEEN_PAYMENT_RETRY_S => {
             tracing::warn!(event = %event.id, kind = %event.kind,
                 "Stripe event names a payment not seen yet; answered 503 so Stripe delivers it again");
-            Err(ApiError::unavailable(format!("{}: the payment's checkout has not arrived yet", event.kind)))
+            Err(ApiError::unavailable(format!("{}: the payment's checkout has not arrived yet", event.kind)).expected())
         }
         Err(e) if e.code == "reversal_exceeds_purchase" => {
             Ok(Reply::Ok(answer(false, "reversal", json!({"note": "the purchase is reversed in full already"}))?))

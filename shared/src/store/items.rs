@@ -16,6 +16,11 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 fn corrupt(item: &Item, what: &str) -> StoreError {
     let pk = item.get(PK).and_then(|v| v.as_s().ok()).map_or("?", String::as_str);
+    // The key names the user (`USER#<user_id>`): masked, as in every log line.
+    let pk = match pk.split_once('#') {
+        Some((kind, id)) => format!("{kind}#{}", crate::types::redact(id)),
+        None => crate::types::redact(pk),
+    };
     StoreError::Corrupt(format!("{pk}: {what}"))
 }
 
@@ -328,6 +333,13 @@ pub(crate) fn decode_email(item: &Item) -> Result<(OutboxEmail, u32), StoreError
 mod tests {
     use super::*;
     use crate::cycle::parse_time;
+
+    #[test]
+    fn an_item_that_does_not_decode_is_named_with_its_user_masked() {
+        let item = Item::from([(PK.to_owned(), s("USER#jane@example.com"))]);
+        let err = get_s(&item, "email").expect_err("missing");
+        assert_eq!(err.to_string(), "stored item is malformed: USER#j***@example.com: email");
+    }
 
     fn account() -> Account {
         let at = parse_time("2026-01-31T10:00:00Z").expect("time");

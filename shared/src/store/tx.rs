@@ -75,6 +75,17 @@ pub enum Role {
     Email,
 }
 
+impl std::fmt::Display for Role {
+    /// The role for a log line: a user id that looks like an email address masked.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Role::Account(user) => write!(f, "Account({})", crate::types::redact(user)),
+            Role::Counter(user) => write!(f, "Counter({})", crate::types::redact(user)),
+            other => write!(f, "{other:?}"),
+        }
+    }
+}
+
 /// Why a transaction did not commit.
 #[derive(Debug, thiserror::Error)]
 pub enum CommitError {
@@ -82,7 +93,7 @@ pub enum CommitError {
     #[error("idempotency key already used")]
     Duplicate(Option<Box<IdemRecord>>),
     /// A condition failed on this item: what it was built on is stale.
-    #[error("condition failed on {0:?}")]
+    #[error("condition failed on {0}")]
     Stale(Role),
     /// Another transaction touched the same items at the same time.
     #[error("transaction conflict")]
@@ -140,7 +151,7 @@ impl Tx {
                 self.items.push(item);
                 self.roles.push(role);
             }
-            Err(e) => self.broken = Some(format!("{role:?}: {e}")),
+            Err(e) => self.broken = Some(format!("{role}: {e}")),
         }
     }
 
@@ -363,5 +374,17 @@ impl Store {
             return Err(StoreError::Unavailable(text).into());
         }
         Err(StoreError::Internal(text).into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_role_names_its_user_masked() {
+        assert_eq!(Role::Account("jane@example.com".into()).to_string(), "Account(j***@example.com)");
+        assert_eq!(Role::Counter("user-7".into()).to_string(), "Counter(user-7)");
+        assert_eq!(CommitError::Stale(Role::Record).to_string(), "condition failed on Record");
     }
 }
