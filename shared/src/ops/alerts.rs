@@ -76,7 +76,7 @@ mod tests {
         assert_eq!(effect.emails.len(), 1);
         let email = &effect.emails[0];
         assert_eq!(email.subject, "You have 50 credits left");
-        assert!(email.text.contains("below 100"), "{}", email.text);
+        assert!(email.text.contains("balance is down to 50 credits."), "{}", email.text);
         assert!(email.text.contains("Flexible credits can be bought on the pro or business plan."), "{}", email.text);
         assert!(email.text.contains("signup?ref=ABCD2345: you earn 250 credits"), "{}", email.text);
         assert!(email.text.contains("Upgrade to business: it adds 19,000 credits right away"), "{}", email.text);
