@@ -51,7 +51,7 @@ stop() {
   trap - EXIT INT TERM
   if (( status == 0 && rc != 0 && ! interrupted )); then
     status=$rc
-    echo "make run: a step failed (above); the emulator's log is .emulator/run-emulator.log" >&2
+    echo "make run: a step failed (its message is above; the emulator's and the watcher's logs are .emulator/run-*.log)" >&2
   fi
   echo
   echo "Stopping..."

@@ -41,6 +41,8 @@ exec bash infra/with-emulator.sh credits-test bash -c '
   log=".emulator/chaos-test-${EMULATOR_PORT}.log"
   # In a session of its own, so that its whole process group (cargo, the
   # test binary, its fault proxies) can be stopped with it, Ctrl-C included.
+  # setsid does not fork here (a background job of a shell without job
+  # control leads no process group), so $! is the new group.
   setsid -w cargo test --quiet -p integration-tests --test chaos >"$log" 2>&1 &
   chaos=$!
   trap "kill -- -$chaos 2>/dev/null; rm -f \"$log\"" EXIT

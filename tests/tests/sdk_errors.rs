@@ -211,8 +211,9 @@ async fn a_spend_whose_catch_up_rollover_the_store_fails_is_503_not_a_spend_of_e
     let app = app().await;
     let (user, _) = new_user_since(&app, "pro", "2026-01-15T10:00:00Z").await;
     let read = reads_snapshot(account_item(&app, &user).await);
-    // The rollover's write fails (as throttling past the SDK's retries would);
-    // a spend's write after it would succeed.
+    // The rollover's write fails in the store (throttling past the SDK's
+    // retries would, or any other store error); a spend's write after it
+    // would succeed.
     let write = mock!(aws_sdk_dynamodb::Client::transact_write_items)
         .sequence()
         .error(|| {

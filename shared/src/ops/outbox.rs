@@ -10,6 +10,7 @@ use crate::email::{backoff, Mailer, OutboxEmail, SendError, MAX_ATTEMPTS};
 use crate::store::{Queue, Store, StoreError, SCHEDULE_SHARDS};
 use crate::types::redact;
 use serde::Serialize;
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 /// How long a claim keeps other runs off an email: longer than one send.
@@ -48,12 +49,7 @@ pub async fn deliver(store: &Store, mailer: &Mailer, emails: &[OutboxEmail], now
             Ok(message_id) => {
                 let unbounded = Budget::unbounded();
                 let mark = persist(&unbounded, "mark sent", || store.email_sent(&email.id, &message_id, now));
-                let marked = match left() {
-                    Some(left) => tokio::time::timeout(left.saturating_sub(ANSWER_TIME), mark)
-                        .await
-                        .unwrap_or_else(|_| Err(StoreError::Unavailable("no time left in the invocation".into()))),
-                    None => mark.await,
-                };
+                let marked = in_time(until, mark).await;
                 match marked {
                     Ok(()) => tracing::info!(email_id = %email.id, kind = email.kind.as_str(), %to, "email sent"),
                     Err(e) => {
@@ -67,12 +63,26 @@ pub async fn deliver(store: &Store, mailer: &Mailer, emails: &[OutboxEmail], now
                 let next = now + backoff(1);
                 tracing::warn!(email_id = %email.id, kind = email.kind.as_str(), %to, error = %e,
                     next_attempt_at = %format_time(next), "email not sent; left pending");
-                if let Err(e) = store.email_attempt_failed(&email.id, attempts, next, &e.to_string()).await {
+                let error = e.to_string();
+                if let Err(e) = in_time(until, store.email_attempt_failed(&email.id, attempts, next, &error)).await {
                     tracing::warn!(email_id = %email.id, error = %e, "could not record the failed attempt");
                 }
             }
         }
     }
+}
+
+/// A store call after a request's send, cut short [`ANSWER_TIME`] before
+/// the invocation's deadline `until`.
+async fn in_time<T>(
+    until: Option<Instant>,
+    call: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    let Some(until) = until else { return call.await };
+    let left = until.saturating_duration_since(Instant::now()).saturating_sub(ANSWER_TIME);
+    tokio::time::timeout(left, call)
+        .await
+        .unwrap_or_else(|_| Err(StoreError::Unavailable("no time left in the invocation".into())))
 }
 
 /// What one scheduled run did.
@@ -156,21 +166,19 @@ impl Run<'_> {
         let claimed = match self.store.claim_email(id, self.now, self.clock() + LEASE).await {
             Ok(Some(claimed)) => claimed,
             Ok(None) => return true, // another run has it, or it was sent meanwhile
-            // Claimed, but its item does not decode: no later run could send
-            // it either, so it fails now instead of being claimed for ever.
-            Err(StoreError::Corrupt(why)) => {
-                tracing::error!(email_id = %id, error = %why, "outbox email does not decode; marked failed");
-                self.report.failed += 1;
-                if let Err(e) =
-                    self.store.email_failed(id, None, &format!("the stored email does not decode: {why}")).await
-                {
-                    return self.store_error(id, "mark failed", &e);
-                }
-                return true;
-            }
             Err(e) => return self.store_error(id, "claim", &e),
         };
-        let email = &claimed.email;
+        let email = match &claimed.email {
+            Ok(email) => email,
+            // Claimed, but its item does not decode (a kind of a newer
+            // release, mid-deploy): a failed attempt, so that a later run
+            // can still send it, and the last attempt fails it, instead of
+            // its being claimed for ever.
+            Err(why) => {
+                let why = format!("the stored email does not decode: {why}");
+                return self.failed_attempt(id, "unknown", claimed.attempts, &why).await;
+            }
+        };
         loop {
             if !self.pause.is_zero() {
                 // Slowed down by an earlier throttle: the pause, too, must
@@ -210,23 +218,29 @@ impl Run<'_> {
                     }
                 }
                 Err(SendError::Failed(e)) => {
-                    let attempts = claimed.attempts + 1;
-                    let recorded = if attempts >= MAX_ATTEMPTS {
-                        tracing::error!(email_id = %email.id, kind = email.kind.as_str(), attempts, error = %e, "email failed for good");
-                        self.report.failed += 1;
-                        self.store.email_failed(&email.id, Some(attempts), &e).await
-                    } else {
-                        tracing::warn!(email_id = %email.id, attempts, error = %e, "email attempt failed");
-                        self.report.retried += 1;
-                        self.store.email_attempt_failed(&email.id, attempts, self.clock() + backoff(attempts), &e).await
-                    };
-                    if let Err(e) = recorded {
-                        return self.store_error(&email.id, "record the attempt", &e);
-                    }
-                    return true;
+                    return self.failed_attempt(&email.id, email.kind.as_str(), claimed.attempts, &e).await
                 }
             }
         }
+    }
+
+    /// Records a failed attempt of a claimed email (`attempts` before it):
+    /// due again after its backoff, or `failed` after the last.
+    async fn failed_attempt(&mut self, id: &str, kind: &str, attempts: u32, error: &str) -> bool {
+        let attempts = attempts + 1;
+        let recorded = if attempts >= MAX_ATTEMPTS {
+            tracing::error!(email_id = %id, kind, attempts, error, "email failed for good");
+            self.report.failed += 1;
+            self.store.email_failed(id, attempts, error).await
+        } else {
+            tracing::warn!(email_id = %id, kind, attempts, error, "email attempt failed");
+            self.report.retried += 1;
+            self.store.email_attempt_failed(id, attempts, self.clock() + backoff(attempts), error).await
+        };
+        if let Err(e) = recorded {
+            return self.store_error(id, "record the attempt", &e);
+        }
+        true
     }
 
     /// What a lease or a backoff runs from: the run's time, or the clock's

@@ -136,7 +136,7 @@ pub async fn run(
                         Ok(account) => readable.push(account),
                         Err(e) => {
                             tracing::error!(shard, error = %e, "due account cannot be read; left untouched");
-                            report.add(Outcome { cycles: 0, end: End::StoreFailed });
+                            report.add(Outcome { cycles: 0, end: End::Failed });
                         }
                     }
                 }

@@ -70,22 +70,16 @@ impl Store {
         .await
     }
 
-    /// Gives up on an email after its last attempt, or one whose item does
-    /// not decode (`attempts` unknown, left as stored): `failed`, off the
-    /// schedule.
-    pub async fn email_failed(&self, id: &str, attempts: Option<u32>, error: &str) -> Result<(), StoreError> {
-        let mut values = vec![(":failed", s(EmailStatus::Failed.as_str())), (":err", s(&truncate(error)))];
-        let set_attempts = match attempts {
-            Some(attempts) => {
-                values.push((":attempts", n(attempts)));
-                format!(", {ATTEMPTS} = :attempts")
-            }
-            None => String::new(),
-        };
+    /// Gives up on an email after its last attempt: `failed`, off the schedule.
+    pub async fn email_failed(&self, id: &str, attempts: u32, error: &str) -> Result<(), StoreError> {
         self.update_pending_email(
             id,
-            format!("SET #status = :failed, {LAST_ERROR} = :err{set_attempts} REMOVE {SCHED_PK}, {SCHED_SK}"),
-            values,
+            format!("SET #status = :failed, {ATTEMPTS} = :attempts, {LAST_ERROR} = :err REMOVE {SCHED_PK}, {SCHED_SK}"),
+            vec![
+                (":failed", s(EmailStatus::Failed.as_str())),
+                (":attempts", n(attempts)),
+                (":err", s(&truncate(error))),
+            ],
         )
         .await
     }

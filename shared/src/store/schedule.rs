@@ -2,8 +2,8 @@
 //! each spread over [`SCHEDULE_SHARDS`] partitions, found by `Query` (never a
 //! scan), read and claimed.
 
-use super::attr::{NEXT_ATTEMPT_AT, SCHED_PK, SCHED_SK, SK, STATUS};
-use super::items::{decode_account, decode_email};
+use super::attr::{ATTEMPTS, NEXT_ATTEMPT_AT, SCHED_PK, SCHED_SK, SK, STATUS};
+use super::items::{decode_account, decode_email, get_n};
 use super::keys::{account_key, email_key, id_of, s, schedule_partition, Item, Queue, HOLD_PREFIX};
 use super::{classify, Store, StoreError, SCHEDULE_INDEX};
 use crate::account::Account;
@@ -27,9 +27,10 @@ pub struct Page {
 /// A pending email, claimed for one attempt.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Claimed {
-    /// The email.
-    pub email: OutboxEmail,
-    /// Failed attempts before this one.
+    /// The email, or why its item does not decode (a kind of a newer
+    /// release, in the middle of a deploy, say).
+    pub email: Result<OutboxEmail, String>,
+    /// Failed attempts before this one (0 where the item does not say).
     pub attempts: u32,
 }
 
@@ -134,7 +135,9 @@ impl Store {
             }
             Err(e) => return Err(classify(e)),
         };
-        let (email, attempts) = decode_email(&item)?;
-        Ok(Some(Claimed { email, attempts }))
+        Ok(Some(match decode_email(&item) {
+            Ok((email, attempts)) => Claimed { email: Ok(email), attempts },
+            Err(e) => Claimed { email: Err(e.to_string()), attempts: get_n(&item, ATTEMPTS).unwrap_or(0) },
+        }))
     }
 }
