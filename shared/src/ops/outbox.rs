@@ -260,3 +260,24 @@ impl Run<'_> {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_store_call_after_a_send_is_cut_short_before_the_deadline() {
+        let slow = async {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            Ok::<_, StoreError>(())
+        };
+        let started = Instant::now();
+        let cut = in_time(Some(started + ANSWER_TIME + Duration::from_millis(200)), slow).await;
+        assert!(matches!(cut, Err(StoreError::Unavailable(_))), "{cut:?}");
+        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+        // In time, or without a deadline, the call's own answer.
+        let quick = in_time(Some(Instant::now() + Duration::from_secs(5)), async { Ok::<_, StoreError>(7) }).await;
+        assert!(matches!(quick, Ok(7)));
+        assert!(matches!(in_time(None, async { Ok::<_, StoreError>(8) }).await, Ok(8)));
+    }
+}
