@@ -72,8 +72,15 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let set = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let table_name = set("TABLE_NAME").ok_or(ConfigError::Missing("TABLE_NAME"))?;
-        if !(3..=255).contains(&table_name.len()) {
-            return Err(ConfigError::Invalid { name: "TABLE_NAME", reason: "must be 3 to 255 characters".into() });
+        // DynamoDB's rule for a table name, or a table's ARN (a stray space or
+        // newline would otherwise fail every request, not the cold start).
+        let arn = table_name.starts_with("arn:");
+        let name_char = |b: u8| b.is_ascii_alphanumeric() || b"_.-".contains(&b) || (arn && b":/".contains(&b));
+        if !(3..=if arn { 1024 } else { 255 }).contains(&table_name.len()) || !table_name.bytes().all(name_char) {
+            return Err(ConfigError::Invalid {
+                name: "TABLE_NAME",
+                reason: "must be a table name (3 to 255 characters of A-Z a-z 0-9 _ . -) or a table's ARN".into(),
+            });
         }
         let sender_email = set("SENDER_EMAIL");
         if let Some(sender) = &sender_email {
@@ -82,8 +89,16 @@ impl Config {
             }
         }
         let referral_base_url = set("REFERRAL_BASE_URL").unwrap_or_else(|| DEFAULT_REFERRAL_BASE_URL.to_owned());
-        if !referral_base_url.starts_with("https://") && !referral_base_url.starts_with("http://") {
-            return Err(ConfigError::Invalid { name: "REFERRAL_BASE_URL", reason: "must start with https://".into() });
+        // The links append `?ref=CODE`, and the emails' links take its origin.
+        let host = referral_base_url.strip_prefix("https://").or_else(|| referral_base_url.strip_prefix("http://"));
+        if host.is_none_or(|rest| rest.is_empty() || rest.starts_with('/'))
+            || referral_base_url.contains(['?', '#'])
+            || referral_base_url.contains(char::is_whitespace)
+        {
+            return Err(ConfigError::Invalid {
+                name: "REFERRAL_BASE_URL",
+                reason: "must be an http:// or https:// URL with a host, and no query, fragment or spaces".into(),
+            });
         }
         let (catalogue, email) = match set("CREDITS_CONFIG") {
             Some(json) => Catalogue::from_document(&json)?,
@@ -130,6 +145,31 @@ mod tests {
     fn missing_table_name_is_named() {
         let err = config(&[]).expect_err("no table");
         assert_eq!(err.to_string(), "TABLE_NAME is not set");
+    }
+
+    #[test]
+    fn a_table_name_or_a_referral_url_that_every_request_would_trip_on_fails_the_cold_start() {
+        for table in ["credits ", "credits\n", "cr", "my table", "t\u{e9}ble"] {
+            let err = config(&[("TABLE_NAME", table)]).expect_err("bad table name");
+            assert!(err.to_string().contains("TABLE_NAME"), "{table:?}: {err}");
+        }
+        for table in ["credits-prod", "Credits_v2.main", "arn:aws:dynamodb:eu-west-1:123456789012:table/credits"] {
+            assert!(config(&[("TABLE_NAME", table)]).is_ok(), "{table}");
+        }
+        for url in [
+            "https://",
+            "https:///signup",
+            "ftp://x.example",
+            "https://x.example/s?a=1",
+            "https://x.example/#s",
+            "https://x .example",
+        ] {
+            let err = config(&[("TABLE_NAME", "credits"), ("REFERRAL_BASE_URL", url)]).expect_err("bad url");
+            assert!(err.to_string().contains("REFERRAL_BASE_URL"), "{url}: {err}");
+        }
+        for url in ["https://acme.example/join", "http://localhost:3000/signup", "https://acme.example"] {
+            assert!(config(&[("TABLE_NAME", "credits"), ("REFERRAL_BASE_URL", url)]).is_ok(), "{url}");
+        }
     }
 
     #[test]

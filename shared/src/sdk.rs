@@ -97,9 +97,22 @@ pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Sdk
         .credentials_provider(SharedCredentialsProvider::new(credentials))
         .http_client(https_client(var(CA_BUNDLE_ENV).map(std::path::Path::new)))
         .service_config(ServiceEndpoints(service_endpoints));
-    builder.set_endpoint_url(var("AWS_ENDPOINT_URL").filter(|_| !ignore_endpoints).map(str::to_owned));
-    builder.set_use_fips(flag("AWS_USE_FIPS_ENDPOINT")?);
-    builder.set_use_dual_stack(flag("AWS_USE_DUALSTACK_ENDPOINT")?);
+    let endpoint_url = var("AWS_ENDPOINT_URL").filter(|_| !ignore_endpoints);
+    let (fips, dual_stack) = (flag("AWS_USE_FIPS_ENDPOINT")?, flag("AWS_USE_DUALSTACK_ENDPOINT")?);
+    // The SDK's endpoint rules refuse every call of a client with either and
+    // an endpoint of its own: refused here, so the cold start says so.
+    let custom = endpoint_url.map(|_| "AWS_ENDPOINT_URL").or_else(|| service_endpoint_name(&env, ignore_endpoints));
+    for (name, on) in [("AWS_USE_FIPS_ENDPOINT", fips), ("AWS_USE_DUALSTACK_ENDPOINT", dual_stack)] {
+        if let (Some(true), Some(custom)) = (on, custom) {
+            return Err(ConfigError::Invalid {
+                name,
+                reason: format!("true together with {custom}, which the SDK refuses on every call; use one of them"),
+            });
+        }
+    }
+    builder.set_endpoint_url(endpoint_url.map(str::to_owned));
+    builder.set_use_fips(fips);
+    builder.set_use_dual_stack(dual_stack);
     builder.set_retry_config(retry_config(var("AWS_MAX_ATTEMPTS"), var("AWS_RETRY_MODE"))?);
     let call_timeouts = either(CALL_TIMEOUTS_ENV, "on", "off")?.unwrap_or(true);
     Ok(builder.timeout_config(timeouts(call_timeouts)).build())
@@ -110,6 +123,12 @@ pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Sdk
 /// request can wait seconds behind others under a benchmark's load (`make
 /// bench` sets it); `on` (the default) everywhere else.
 pub const CALL_TIMEOUTS_ENV: &str = "CREDITS_AWS_CALL_TIMEOUTS";
+
+/// The first service endpoint variable set (`AWS_ENDPOINT_URL_DYNAMODB`, ...),
+/// unless the endpoint variables are to be ignored.
+fn service_endpoint_name(env: &BTreeMap<String, String>, ignore_endpoints: bool) -> Option<&str> {
+    env.keys().map(String::as_str).find(|name| !ignore_endpoints && name.starts_with(SERVICE_ENDPOINT_PREFIX))
+}
 
 /// Whether `name` is a variable this module reads.
 fn read(name: &str) -> bool {
@@ -296,6 +315,25 @@ mod tests {
         assert_eq!(credentials.secret_access_key(), "secret");
         assert_eq!(credentials.session_token(), Some("token"));
         assert!(sdk.behavior_version().is_some() && sdk.http_client().is_some());
+    }
+
+    #[test]
+    fn fips_or_dual_stack_with_an_endpoint_of_ones_own_fails_the_cold_start_naming_both() {
+        for (flag, endpoint) in
+            [("AWS_USE_FIPS_ENDPOINT", "AWS_ENDPOINT_URL"), ("AWS_USE_DUALSTACK_ENDPOINT", "AWS_ENDPOINT_URL_DYNAMODB")]
+        {
+            let err =
+                from_vars(with(&[(flag, "true"), (endpoint, "https://vpce.example")])).err().map(|e| e.to_string());
+            assert!(err.as_deref().is_some_and(|e| e.contains(flag) && e.contains(endpoint)), "{err:?}");
+            assert!(from_vars(with(&[(flag, "false"), (endpoint, "https://vpce.example")])).is_ok());
+            assert!(from_vars(with(&[(flag, "true")])).is_ok());
+            let ignored = with(&[
+                (flag, "true"),
+                (endpoint, "https://vpce.example"),
+                ("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true"),
+            ]);
+            assert!(from_vars(ignored).is_ok(), "the endpoint variables ignored");
+        }
     }
 
     #[test]
