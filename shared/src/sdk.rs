@@ -91,17 +91,13 @@ pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Sdk
             .map(|(name, value)| (name.clone(), value.clone()))
             .collect()
     };
-    let mut builder = SdkConfig::builder()
-        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-        .region(Region::new(region.to_owned()))
-        .credentials_provider(SharedCredentialsProvider::new(credentials))
-        .http_client(https_client(var(CA_BUNDLE_ENV).map(std::path::Path::new)))
-        .service_config(ServiceEndpoints(service_endpoints));
     let endpoint_url = var("AWS_ENDPOINT_URL").filter(|_| !ignore_endpoints);
+    // The SDK's endpoint rules refuse every call of a client with FIPS or
+    // dual-stack and an endpoint of its own: refused here, so the cold start
+    // says so.
+    let custom =
+        endpoint_url.map(|_| "AWS_ENDPOINT_URL").or_else(|| service_endpoints.keys().next().map(String::as_str));
     let (fips, dual_stack) = (flag("AWS_USE_FIPS_ENDPOINT")?, flag("AWS_USE_DUALSTACK_ENDPOINT")?);
-    // The SDK's endpoint rules refuse every call of a client with either and
-    // an endpoint of its own: refused here, so the cold start says so.
-    let custom = endpoint_url.map(|_| "AWS_ENDPOINT_URL").or_else(|| service_endpoint_name(&env, ignore_endpoints));
     for (name, on) in [("AWS_USE_FIPS_ENDPOINT", fips), ("AWS_USE_DUALSTACK_ENDPOINT", dual_stack)] {
         if let (Some(true), Some(custom)) = (on, custom) {
             return Err(ConfigError::Invalid {
@@ -110,6 +106,12 @@ pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Sdk
             });
         }
     }
+    let mut builder = SdkConfig::builder()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .region(Region::new(region.to_owned()))
+        .credentials_provider(SharedCredentialsProvider::new(credentials))
+        .http_client(https_client(var(CA_BUNDLE_ENV).map(std::path::Path::new)))
+        .service_config(ServiceEndpoints(service_endpoints));
     builder.set_endpoint_url(endpoint_url.map(str::to_owned));
     builder.set_use_fips(fips);
     builder.set_use_dual_stack(dual_stack);
@@ -123,12 +125,6 @@ pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Sdk
 /// request can wait seconds behind others under a benchmark's load (`make
 /// bench` sets it); `on` (the default) everywhere else.
 pub const CALL_TIMEOUTS_ENV: &str = "CREDITS_AWS_CALL_TIMEOUTS";
-
-/// The first service endpoint variable set (`AWS_ENDPOINT_URL_DYNAMODB`, ...),
-/// unless the endpoint variables are to be ignored.
-fn service_endpoint_name(env: &BTreeMap<String, String>, ignore_endpoints: bool) -> Option<&str> {
-    env.keys().map(String::as_str).find(|name| !ignore_endpoints && name.starts_with(SERVICE_ENDPOINT_PREFIX))
-}
 
 /// Whether `name` is a variable this module reads.
 fn read(name: &str) -> bool {
