@@ -116,6 +116,12 @@ pub async fn set_email_attributes(app: &App, email_id: &str, values: &[(&str, At
     set_attributes(app, &format!("EMAIL#{email_id}"), "EMAIL", values).await
 }
 
+/// Sets attributes of a user's hold behind the handlers' backs (to make it
+/// past its time without waiting for it).
+pub async fn set_hold_attributes(app: &App, user: &str, hold_id: &str, values: &[(&str, AttributeValue)]) {
+    set_attributes(app, &format!("USER#{user}"), &format!("HOLD#{hold_id}"), values).await
+}
+
 /// Sets attributes of an existing item.
 async fn set_attributes(app: &App, pk: &str, sk: &str, values: &[(&str, AttributeValue)]) {
     let mut update = dynamodb()

@@ -272,12 +272,19 @@ impl<const CAPTURE: bool> Command for Settle<CAPTURE> {
     fn decide(&self, snapshot: &Snapshot, ctx: &Ctx<'_>) -> Result<Effect, ApiError> {
         let account = snapshot.account()?;
         let hold = snapshot.hold.as_ref().ok_or_else(ApiError::hold_not_found)?;
+        // Past its time the hold is the expiry's, whether or not the sweep has
+        // run, so the answer does not depend on when it runs: a capture is
+        // refused, and a release gives everything back as the expiry does,
+        // with status `expired` (or finds it given back already).
+        let expired = hold.expires_at <= ctx.now;
+        if !CAPTURE && hold.status == HoldStatus::Expired {
+            let body = to_json(&Held { hold: hold.view(), balance: account.balance })?;
+            return Ok(Effect { reply: Reply::Ok(body), writes: Vec::new(), emails: Vec::new() });
+        }
         if hold.status != HoldStatus::Open {
             return Err(closed(hold));
         }
-        // Past its time the hold is the expiry's, whether or not the sweep has
-        // run: the same capture gets the same answer. A release still may.
-        if CAPTURE && hold.expires_at <= ctx.now {
+        if CAPTURE && expired {
             return Err(ApiError::hold_closed(format!(
                 "this hold expired at {}; its credits are being released",
                 crate::cycle::format_time(hold.expires_at)
@@ -286,8 +293,11 @@ impl<const CAPTURE: bool> Command for Settle<CAPTURE> {
         if self.credits > hold.credits {
             return Err(ApiError::field("credits", format!("must be at most the hold's {} credits", hold.credits)));
         }
-        let (capture, status) =
-            if CAPTURE { (Some(self.credits), HoldStatus::Captured) } else { (None, HoldStatus::Released) };
+        let (capture, status) = match (CAPTURE, expired) {
+            (true, _) => (Some(self.credits), HoldStatus::Captured),
+            (false, true) => (None, HoldStatus::Expired),
+            (false, false) => (None, HoldStatus::Released),
+        };
         let (change, closed, balance) = settlement(account, hold, capture, status, ctx.now)?;
         let body = to_json(&Held { hold: closed.view(), balance })?;
         Ok(Effect {
