@@ -597,7 +597,7 @@ mod tests {
     }
 
     #[test]
-    fn past_its_expiry_a_hold_can_be_released_but_not_captured() {
+    fn past_its_expiry_a_hold_is_released_as_expired_but_not_captured() {
         let open = open_hold(crate::balance::Parts { plan: 0, bonus: 0, flexible: 100 });
         let held = Balance { held: 100, ..Balance::default() };
         let before = open.expires_at - chrono::Duration::seconds(1);
@@ -607,8 +607,17 @@ mod tests {
             assert_eq!((err.status, err.code), (409, "hold_closed"));
             assert!(err.message.contains("expired at 2026-01-31T11:00:00Z"), "{}", err.message);
             let released = settle_with(&release(), Some(open.clone()), held, late).expect("released");
-            assert!(released.reply.body().contains("\"status\":\"released\""), "{}", released.reply.body());
+            assert!(released.reply.body().contains("\"status\":\"expired\""), "{}", released.reply.body());
+            assert_eq!(released.writes.len(), 2, "the account's change and the closed hold");
         }
+        // After the sweep, a release finds it given back and writes nothing.
+        let swept = Hold { status: HoldStatus::Expired, ..open.clone() };
+        let after =
+            settle_with(&release(), Some(swept), Balance { flexible: 100, ..Balance::default() }, open.expires_at)
+                .expect("answered");
+        assert!(after.writes.is_empty());
+        assert!(after.reply.body().contains("\"status\":\"expired\""), "{}", after.reply.body());
+        assert!(after.reply.body().contains("\"flexible\":100"), "{}", after.reply.body());
     }
 
     #[test]
