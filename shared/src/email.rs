@@ -128,18 +128,44 @@ fn write(
     }
 }
 
+/// Where a bonus went: to the bonus bucket, or (like every credit) first to
+/// repay a debt.
+fn bonus_note(bonus: i64, debt_repaid: i64) -> String {
+    let owed = "what you owed after an earlier refund or correction";
+    match bonus - debt_repaid {
+        _ if debt_repaid <= 0 => format!("We added {} credits to your bonus balance.", thousands(bonus)),
+        added if added > 0 => format!(
+            "We added {} credits to your bonus balance; the other {} repaid {owed}.",
+            thousands(added),
+            thousands(debt_repaid)
+        ),
+        _ => format!("All {} credits repaid {owed}.", thousands(bonus)),
+    }
+}
+
+/// What a signup bonus email says.
+pub struct SignupBonus<'a> {
+    /// The referrer, who gets the email.
+    pub referrer: &'a str,
+    /// The user who signed up with the referrer's code.
+    pub new_user: &'a str,
+    /// The bonus paid.
+    pub bonus: i64,
+    /// The part of it that repaid a debt rather than reaching the bonus bucket.
+    pub debt_repaid: i64,
+    /// The referrer's balance after the bonus.
+    pub balance: Balance,
+}
+
 /// The referrer's email for a rewarded signup.
-pub fn referral_signup_bonus(
-    letters: &Letters,
-    referrer: &str,
-    new_user: &str,
-    to: &str,
-    bonus: i64,
-    balance: Balance,
-    at: Time,
-) -> OutboxEmail {
-    let values = vec![("bonus", thousands(bonus)), ("balance", thousands(balance.total()))];
-    write(letters, EmailKind::ReferralSignupBonus, &[new_user], referrer, to, values, at)
+pub fn referral_signup_bonus(letters: &Letters, b: &SignupBonus<'_>, to: &str, at: Time) -> OutboxEmail {
+    let values = vec![
+        ("bonus", thousands(b.bonus)),
+        ("debt_repaid", thousands(b.debt_repaid)),
+        ("bonus_note", bonus_note(b.bonus, b.debt_repaid)),
+        ("balance", thousands(b.balance.total())),
+    ];
+    write(letters, EmailKind::ReferralSignupBonus, &[b.new_user], b.referrer, to, values, at)
 }
 
 /// What an upgrade bonus email says.
@@ -152,6 +178,8 @@ pub struct UpgradeBonus<'a> {
     pub change_id: &'a str,
     /// The bonus paid.
     pub bonus: i64,
+    /// The part of it that repaid a debt rather than reaching the bonus bucket.
+    pub debt_repaid: i64,
     /// The plan upgraded to.
     pub plan: &'a str,
     /// The referrer's balance after the bonus.
@@ -160,8 +188,13 @@ pub struct UpgradeBonus<'a> {
 
 /// The referrer's email for a referred user's upgrade.
 pub fn referral_upgrade_bonus(letters: &Letters, u: &UpgradeBonus<'_>, to: &str, at: Time) -> OutboxEmail {
-    let values =
-        vec![("bonus", thousands(u.bonus)), ("plan", u.plan.to_owned()), ("balance", thousands(u.balance.total()))];
+    let values = vec![
+        ("bonus", thousands(u.bonus)),
+        ("plan", u.plan.to_owned()),
+        ("debt_repaid", thousands(u.debt_repaid)),
+        ("bonus_note", bonus_note(u.bonus, u.debt_repaid)),
+        ("balance", thousands(u.balance.total())),
+    ];
     write(letters, EmailKind::ReferralUpgradeBonus, &[u.user_id, u.change_id], u.referrer, to, values, at)
 }
 
@@ -365,6 +398,16 @@ impl Mailer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bonus_note_says_what_of_the_bonus_repaid_a_debt() {
+        assert_eq!(bonus_note(250, 0), "We added 250 credits to your bonus balance.");
+        assert_eq!(
+            bonus_note(1_000, 400),
+            "We added 600 credits to your bonus balance; the other 400 repaid what you owed after an earlier refund or correction."
+        );
+        assert_eq!(bonus_note(250, 250), "All 250 credits repaid what you owed after an earlier refund or correction.");
+    }
 
     #[test]
     fn numbers_are_written_for_people() {

@@ -58,8 +58,8 @@ pub const COMMON: &[&str] = &["product_name", "dashboard_url", "buy_url", "user_
 /// The placeholders a kind offers besides [`COMMON`].
 pub fn placeholders(kind: EmailKind) -> &'static [&'static str] {
     match kind {
-        EmailKind::ReferralSignupBonus => &["bonus"],
-        EmailKind::ReferralUpgradeBonus => &["bonus", "plan"],
+        EmailKind::ReferralSignupBonus => &["bonus", "debt_repaid", "bonus_note"],
+        EmailKind::ReferralUpgradeBonus => &["bonus", "plan", "debt_repaid", "bonus_note"],
         EmailKind::PurchaseReceipt => {
             &["payment_id", "amount", "credits", "plan", "rate_per_dollar", "debt_repaid", "repayment_note"]
         }
@@ -197,14 +197,14 @@ fn default_paragraphs(kind: EmailKind) -> (&'static str, &'static [&'static str]
             "You earned {{bonus}} bonus credits",
             &[
                 "Someone you invited just signed up with your referral link.",
-                "We added {{bonus}} credits to your bonus balance. Your balance is now {{balance}} credits.",
+                "{{bonus_note}} Your balance is now {{balance}} credits.",
             ],
         ),
         EmailKind::ReferralUpgradeBonus => (
             "You earned {{bonus}} bonus credits",
             &[
                 "Someone you invited upgraded to the {{plan}} plan.",
-                "We added {{bonus}} credits to your bonus balance. Your balance is now {{balance}} credits.",
+                "{{bonus_note}} Your balance is now {{balance}} credits.",
             ],
         ),
         EmailKind::PurchaseReceipt => (
@@ -262,13 +262,16 @@ impl Letters {
             return Err(format!("templates: unknown kind {unknown:?}; the kinds are {}", names.join(", ")));
         }
         for (name, value) in [("product_name", &settings.product_name), ("from_name", &settings.from_name)] {
-            if value.as_ref().is_some_and(|v| v.trim().is_empty() || v.len() > 100 || v.chars().any(char::is_control)) {
+            if value
+                .as_ref()
+                .is_some_and(|v| v.trim().is_empty() || v.chars().count() > 100 || v.chars().any(char::is_control))
+            {
                 return Err(format!("{name}: must be 1 to 100 characters without control characters"));
             }
         }
         for (name, value) in [("dashboard_url", &settings.dashboard_url), ("buy_url", &settings.buy_url)] {
             if value.as_ref().is_some_and(|v| !(v.starts_with("https://") || v.starts_with("http://"))) {
-                return Err(format!("{name}: must start with https://"));
+                return Err(format!("{name}: must start with https:// (or http://)"));
             }
         }
         let mut letters = BTreeMap::new();
@@ -279,6 +282,13 @@ impl Letters {
                 Some(t) => (t.subject.clone(), t.text.clone(), t.html.clone()),
                 None => default_letter(kind),
             };
+            // A subject is one header line: a line break in it would end the header.
+            if subject.chars().any(char::is_control) {
+                return Err(format!(
+                    "templates.{}.subject: must be one line, without control characters",
+                    kind.as_str()
+                ));
+            }
             let part = |name: &str, source: &str| {
                 Template::parse(source, &known).map_err(|e| format!("templates.{}.{name}: {e}", kind.as_str()))
             };
@@ -375,6 +385,14 @@ mod tests {
         assert!(err.starts_with("templates.low_balance.subject: unknown placeholder {{credits}}"), "{err}");
         assert!(bad(serde_json::json!({"buy_url": "ftp://x"})).contains("buy_url"));
         assert!(bad(serde_json::json!({"product_name": " "})).contains("product_name"));
+        let err = bad(serde_json::json!({"templates": {"low_balance": t("Low\n{{balance}}")}}));
+        assert!(err.starts_with("templates.low_balance.subject: must be one line"), "{err}");
+        // The length limit counts characters, not bytes.
+        let ok = |v: serde_json::Value| {
+            Letters::from_settings(serde_json::from_value(v).expect("shape"), "https://a.example")
+        };
+        assert!(ok(serde_json::json!({"from_name": "é".repeat(100)})).is_ok());
+        assert!(bad(serde_json::json!({"from_name": "é".repeat(101)})).contains("from_name"));
     }
 
     #[test]

@@ -114,11 +114,15 @@ pub fn credit_options(account: &Account, catalogue: &Catalogue, base_url: &str) 
         upgrade: plans
             .iter()
             .filter(|p| p.rank > current.rank)
-            .map(|p| Upgrade {
-                plan: p.name.clone(),
-                monthly_allowance: p.monthly_allowance,
-                rate_per_dollar: p.rate_per_dollar,
-                credits_now: (p.monthly_allowance - account.cycle_max_allowance).max(0),
+            .map(|p| {
+                // The top-up, less what of it would repay a debt first.
+                let top_up = (p.monthly_allowance - account.cycle_max_allowance).max(0);
+                Upgrade {
+                    plan: p.name.clone(),
+                    monthly_allowance: p.monthly_allowance,
+                    rate_per_dollar: p.rate_per_dollar,
+                    credits_now: top_up - top_up.min(account.balance.debt.max(0)),
+                }
             })
             .collect(),
     })
@@ -198,6 +202,19 @@ mod tests {
         assert_eq!(names(&o.upgrade), [("basic", 0), ("pro", 0), ("business", 0)]);
         assert_eq!(o.best_upgrade().map(|u| u.plan.as_str()), Some("business"), "the most every month on a tie");
         assert!(!o.buy.eligible);
+    }
+
+    #[test]
+    fn an_upgrade_of_a_user_in_debt_adds_the_top_up_less_what_repays_the_debt() {
+        let c = Catalogue::default();
+        let a = account("u", "free", "2026-01-31T10:00:00Z", Balance { debt: 1_000, ..Balance::default() });
+        let o = credit_options(&a, &c, "https://x.example/s").expect("options");
+        // free's 1,000 was granted; pro tops up 4,000, of which 1,000 repays the debt.
+        let pro = o.upgrade.iter().find(|u| u.plan == "pro").expect("pro");
+        assert_eq!(pro.credits_now, 3_000);
+        let deep = account("u", "free", "2026-01-31T10:00:00Z", Balance { debt: 50_000, ..Balance::default() });
+        let o = credit_options(&deep, &c, "https://x.example/s").expect("options");
+        assert!(o.upgrade.iter().all(|u| u.credits_now == 0));
     }
 
     #[test]

@@ -132,6 +132,30 @@ async fn a_referred_signup_rewards_the_referrer_and_emails_it() {
 }
 
 #[tokio::test]
+async fn a_bonus_for_a_referrer_in_debt_repays_it_first_and_the_email_says_so() {
+    let app = app().await;
+    let (referrer, code) = new_user(&app, "free").await;
+    set_account_attributes(&app, &referrer, &[("bal_debt", aws_sdk_dynamodb::types::AttributeValue::N("100".into()))])
+        .await;
+    let friend = unique("friend");
+    let a = signup(&app, json!({"user_id": friend, "email": "friend@example.org", "referral_code": code})).await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    assert_eq!(
+        balance(&app, &referrer).await,
+        json!({"plan": 1000, "bonus": 150, "flexible": 0, "held": 0, "debt": 0, "total": 1150})
+    );
+    let email = outbox_item(&app, &email_id(EmailKind::ReferralSignupBonus, &[&friend])).await.expect("outbox email");
+    assert_eq!(attr(&email, "subject"), "You earned 250 bonus credits");
+    assert!(
+        attr(&email, "text").contains(
+            "We added 150 credits to your bonus balance; the other 100 repaid what you owed after an earlier refund or correction. Your balance is now 1,150 credits."
+        ),
+        "{}",
+        attr(&email, "text")
+    );
+}
+
+#[tokio::test]
 async fn an_unknown_or_malformed_code_still_signs_up_without_a_referrer() {
     let app = app().await;
     let long = "x".repeat(64);

@@ -129,7 +129,7 @@ impl Command for ChangePlan {
         if let Some(referrer) = referrer {
             let reference = format!("plan-change:{}:{}", self.user, self.change_id.as_str());
             let mut entries = Entries::on(referrer, ctx.now);
-            entries.credit(EntryKind::UpgradeBonus, Bucket::Bonus, outcome.bonus, &reference)?;
+            let credited = entries.credit(EntryKind::UpgradeBonus, Bucket::Bonus, outcome.bonus, &reference)?;
             let balance = entries.balance();
             let mut change = entries.finish();
             change.rewarded_credits = outcome.bonus;
@@ -139,6 +139,7 @@ impl Command for ChangePlan {
                 user_id: self.user.as_str(),
                 change_id: self.change_id.as_str(),
                 bonus: outcome.bonus,
+                debt_repaid: -credited.debt,
                 plan: &plan.name,
                 balance,
             };

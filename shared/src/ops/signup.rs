@@ -13,7 +13,7 @@ use super::execute::execute;
 use crate::account::{Account, AccountView, Entries};
 use crate::balance::{Balance, Bucket, Delta};
 use crate::cycle::{now, parse_time, Cycle, Time};
-use crate::email::referral_signup_bonus;
+use crate::email::{referral_signup_bonus, SignupBonus};
 use crate::http::{record_user, to_json, ApiError, Reply};
 use crate::idempotency::{Canonical, Route};
 use crate::ledger::EntryKind;
@@ -185,7 +185,8 @@ impl Command for Signup {
         match (status, recorded_referrer) {
             (Some(ReferralStatus::Rewarded), Some(referrer)) => {
                 let mut entries = Entries::on(referrer, ctx.now);
-                entries.credit(EntryKind::ReferralBonus, Bucket::Bonus, bonus, &format!("signup:{}", self.user))?;
+                let credited =
+                    entries.credit(EntryKind::ReferralBonus, Bucket::Bonus, bonus, &format!("signup:{}", self.user))?;
                 let referrer_balance = entries.balance();
                 let mut change = entries.finish();
                 change.cycle_referrals = 1;
@@ -193,15 +194,14 @@ impl Command for Signup {
                 change.referral_signups = 1;
                 change.cycle_referrals_below = Some(cap);
                 writes.push(Write::Change(change));
-                emails.push(referral_signup_bonus(
-                    ctx.letters(),
-                    &referrer.user_id,
-                    self.user.as_str(),
-                    &referrer.email,
+                let paid = SignupBonus {
+                    referrer: &referrer.user_id,
+                    new_user: self.user.as_str(),
                     bonus,
-                    referrer_balance,
-                    ctx.now,
-                ));
+                    debt_repaid: -credited.debt,
+                    balance: referrer_balance,
+                };
+                emails.push(referral_signup_bonus(ctx.letters(), &paid, &referrer.email, ctx.now));
             }
             (Some(ReferralStatus::CapReached), Some(referrer)) => {
                 writes.push(Write::CountReferralSignup(referrer.user_id.clone()));
