@@ -112,17 +112,33 @@ pub enum Action {
         /// The payment intent of the purchase disputed.
         payment_intent: String,
     },
-    /// A subscription moved to another price.
-    PlanChange {
+    /// A subscription started, moved to another price or ended.
+    Subscription {
         /// The subscription (`sub_...`).
         subscription_id: String,
         /// The subscriber.
         user_id: String,
-        /// The plan its price maps to.
-        plan: String,
+        /// Where it stands.
+        state: SubscriptionState,
     },
     /// Nothing to do; why.
     Ignore(String),
+}
+
+/// Where a subscription stands, as far as the user's plan is concerned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SubscriptionState {
+    /// Active or trialing, on the plan its price maps to; `ending` when it
+    /// is set to cancel (`cancel_at_period_end`, `cancel_at`).
+    Active {
+        /// The plan.
+        plan: String,
+        /// Whether it is set to cancel.
+        ending: bool,
+    },
+    /// Deleted, or `canceled`, `unpaid`, `paused` or `incomplete_expired`:
+    /// the user goes back to the catalogue's default plan.
+    Ended,
 }
 
 /// The event's id, type, creation time and the action it asks for.
@@ -150,7 +166,9 @@ pub fn read_event(payload: &[u8], price_plans: &BTreeMap<String, String>) -> Res
     let created = event["created"].as_i64().ok_or("the event has no created time")?;
     let object = &event["data"]["object"];
     let action = match kind.as_str() {
-        "checkout.session.completed" => checkout(object),
+        // A delayed payment method (bank debits) completes the session
+        // unpaid, and pays later.
+        "checkout.session.completed" | "checkout.session.async_payment_succeeded" => checkout(object),
         "charge.refunded" => {
             let cents = |field: &str| object[field].as_i64().filter(|c| *c >= 0);
             match (text(&object["payment_intent"]), cents("amount"), cents("amount_refunded")) {
@@ -166,7 +184,9 @@ pub fn read_event(payload: &[u8], price_plans: &BTreeMap<String, String>) -> Res
             (Some(dispute_id), Some(payment_intent)) => Action::Dispute { dispute_id, payment_intent },
             _ => Action::Ignore("a dispute without id or payment_intent".into()),
         },
-        "customer.subscription.updated" => subscription(object, price_plans),
+        "customer.subscription.created" | "customer.subscription.updated" | "customer.subscription.deleted" => {
+            subscription(object, price_plans)
+        }
         other => Action::Ignore(format!("events of type {other} are not used")),
     };
     Ok(Event { id, kind, created, action })
@@ -188,17 +208,24 @@ fn checkout(session: &Value) -> Action {
 }
 
 fn subscription(sub: &Value, price_plans: &BTreeMap<String, String>) -> Action {
-    if !matches!(sub["status"].as_str(), Some("active" | "trialing")) {
-        return Action::Ignore("a subscription that is not active".into());
-    }
     let (Some(subscription_id), Some(user_id)) = (text(&sub["id"]), text(&sub["metadata"]["user_id"])) else {
         return Action::Ignore("a subscription without id or metadata.user_id".into());
     };
-    let price = text(&sub["items"]["data"][0]["price"]["id"]).unwrap_or_default();
-    match price_plans.get(&price) {
-        Some(plan) => Action::PlanChange { subscription_id, user_id, plan: plan.clone() },
-        None => Action::Ignore(format!("price {price:?} is not in STRIPE_PRICE_PLANS")),
-    }
+    let state = match sub["status"].as_str() {
+        Some("active" | "trialing") => {
+            let price = text(&sub["items"]["data"][0]["price"]["id"]).unwrap_or_default();
+            let Some(plan) = price_plans.get(&price) else {
+                return Action::Ignore(format!("price {price:?} is not in STRIPE_PRICE_PLANS"));
+            };
+            let ending = sub["cancel_at_period_end"] == true || !sub["cancel_at"].is_null();
+            SubscriptionState::Active { plan: plan.clone(), ending }
+        }
+        Some("canceled" | "unpaid" | "paused" | "incomplete_expired") => SubscriptionState::Ended,
+        // `incomplete` (its first payment pending) and `past_due` (Stripe
+        // retrying a renewal) are not decided yet: the plan stays.
+        other => return Action::Ignore(format!("a subscription whose status is {other:?}, not decided yet")),
+    };
+    Action::Subscription { subscription_id, user_id, state }
 }
 
 #[cfg(test)]
@@ -259,6 +286,10 @@ mod tests {
         let unpaid = serde_json::json!({"id": "evt_2", "type": "checkout.session.completed", "created": 1,
             "data": {"object": {"mode": "payment", "payment_status": "unpaid", "client_reference_id": "alice"}}});
         assert!(matches!(read(unpaid), Action::Ignore(_)));
+        let later = serde_json::json!({"id": "evt_2b", "type": "checkout.session.async_payment_succeeded", "created": 2,
+            "data": {"object": {"mode": "payment", "payment_status": "paid", "client_reference_id": "alice",
+                "payment_intent": "pi_2", "amount_total": 1000, "currency": "usd"}}});
+        assert!(matches!(read(later), Action::Purchase { .. }), "a delayed payment pays later");
         let refund = serde_json::json!({"id": "evt_3", "type": "charge.refunded", "created": 1,
             "data": {"object": {"payment_intent": "pi_1", "amount": 1000, "amount_refunded": 250}}});
         assert_eq!(
@@ -275,16 +306,27 @@ mod tests {
                 "data": {"object": {"id": "sub_1", "status": status, "metadata": {"user_id": "alice"},
                     "items": {"data": [{"price": {"id": "price_pro"}}]}}}})
         };
+        let subscription =
+            |state| Action::Subscription { subscription_id: "sub_1".into(), user_id: "alice".into(), state };
         for status in ["active", "trialing"] {
-            assert_eq!(
-                read(sub(status)),
-                Action::PlanChange { subscription_id: "sub_1".into(), user_id: "alice".into(), plan: "pro".into() },
-                "{status}"
-            );
+            let active = SubscriptionState::Active { plan: "pro".into(), ending: false };
+            assert_eq!(read(sub(status)), subscription(active), "{status}");
         }
-        for status in ["past_due", "canceled", "incomplete", "unpaid"] {
+        let mut ending = sub("active");
+        ending["data"]["object"]["cancel_at_period_end"] = serde_json::json!(true);
+        assert_eq!(read(ending), subscription(SubscriptionState::Active { plan: "pro".into(), ending: true }));
+        for status in ["canceled", "unpaid", "paused", "incomplete_expired"] {
+            assert_eq!(read(sub(status)), subscription(SubscriptionState::Ended), "{status}");
+        }
+        let mut deleted = sub("canceled");
+        deleted["type"] = serde_json::json!("customer.subscription.deleted");
+        assert_eq!(read(deleted), subscription(SubscriptionState::Ended));
+        for status in ["past_due", "incomplete"] {
             assert!(matches!(read(sub(status)), Action::Ignore(_)), "{status}");
         }
+        let mut unknown_price = sub("active");
+        unknown_price["data"]["object"]["items"]["data"][0]["price"]["id"] = serde_json::json!("price_x");
+        assert!(matches!(read(unknown_price), Action::Ignore(_)));
         let other = serde_json::json!({"id": "evt_5", "type": "invoice.paid", "created": 1, "data": {"object": {}}});
         assert!(matches!(read(other), Action::Ignore(_)));
         assert!(read_event(b"[]", &BTreeMap::new()).is_err());

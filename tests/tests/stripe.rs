@@ -244,6 +244,167 @@ async fn updates_in_the_same_second_apply_in_arrival_order_and_a_redelivery_answ
     assert_eq!(plan().await, "pro");
 }
 
+/// `sub`'s event `kind` (`customer.subscription.updated`, `.deleted`) with `status`, stamped `created`.
+fn subscription_event(kind: &str, sub: &str, user: &str, price: &str, status: &str, created: i64) -> Value {
+    let mut event = subscription_update(sub, user, price, created);
+    event["type"] = json!(kind);
+    event["data"]["object"]["status"] = json!(status);
+    event
+}
+
+async fn plan_of(app: &credits::App, user: &str) -> Value {
+    account_event(app, &user_event("balance.json", Some(user), "")).await.json["plan"].clone()
+}
+
+#[tokio::test]
+async fn a_deleted_subscription_moves_the_user_to_the_default_plan_and_older_updates_stay_ignored() {
+    let app = app().await;
+    let (user, _) = new_user(&app, "free").await;
+    let sub = unique("sub");
+    let up = deliver(&app, &subscription_update(&sub, &user, "price_1QcProMonthly", 1_000)).await;
+    assert_eq!(up.json["result"]["account"]["plan"], "pro", "{}", up.text);
+    let deleted =
+        subscription_event("customer.subscription.deleted", &sub, &user, "price_1QcProMonthly", "canceled", 2_000);
+    let end = deliver(&app, &deleted).await;
+    assert_eq!(
+        (end.status, end.json["applied"].as_bool(), end.json["action"].as_str()),
+        (200, Some(true), Some("plan_change")),
+        "{}",
+        end.text
+    );
+    assert_eq!(end.json["result"]["account"]["plan"], "free");
+    assert_eq!(plan_of(&app, &user).await, "free");
+    let again = deliver(&app, &deleted).await;
+    assert_eq!((again.status, again.json["result"].clone()), (200, end.json["result"].clone()));
+    // An update older than the deletion, delivered late, changes nothing, and answers so again.
+    let late = subscription_update(&sub, &user, "price_1QcBusinessMonthly", 1_500);
+    for _ in 0..2 {
+        let a = deliver(&app, &late).await;
+        assert_eq!(
+            (a.status, a.json["applied"].as_bool(), a.json["action"].as_str()),
+            (200, Some(false), Some("ignored")),
+            "{}",
+            a.text
+        );
+    }
+    assert_eq!(plan_of(&app, &user).await, "free");
+    assert_ledger_explains_balance(&app, &user).await;
+}
+
+#[tokio::test]
+async fn the_end_of_a_subscription_the_user_has_replaced_leaves_the_newer_ones_plan() {
+    let app = app().await;
+    let (user, _) = new_user(&app, "free").await;
+    let (old, new) = (unique("sub"), unique("sub"));
+    assert_eq!(
+        deliver(&app, &subscription_update(&old, &user, "price_1QcProMonthly", 1_000)).await.json["applied"],
+        true
+    );
+    let created =
+        subscription_event("customer.subscription.created", &new, &user, "price_1QcBusinessMonthly", "active", 1_100);
+    let b = deliver(&app, &created).await;
+    assert_eq!(b.json["result"]["account"]["plan"], "business", "{}", b.text);
+    // The old one, set to cancel, still sends updates: they do not take the plan back.
+    let mut cancelling = subscription_update(&old, &user, "price_1QcProMonthly", 1_200);
+    cancelling["data"]["object"]["cancel_at_period_end"] = json!(true);
+    let c = deliver(&app, &cancelling).await;
+    assert_eq!((c.json["applied"].as_bool(), c.json["action"].as_str()), (Some(false), Some("ignored")), "{}", c.text);
+    let gone = deliver(
+        &app,
+        &subscription_event("customer.subscription.deleted", &old, &user, "price_1QcProMonthly", "canceled", 2_000),
+    )
+    .await;
+    assert_eq!(
+        (gone.json["applied"].as_bool(), gone.json["action"].as_str()),
+        (Some(false), Some("ignored")),
+        "{}",
+        gone.text
+    );
+    assert_eq!(plan_of(&app, &user).await, "business");
+    // The newer one's renewal failing for good (status unpaid) ends it: back to free.
+    let unpaid = deliver(
+        &app,
+        &subscription_event("customer.subscription.updated", &new, &user, "price_1QcBusinessMonthly", "unpaid", 3_000),
+    )
+    .await;
+    assert_eq!(
+        (unpaid.json["applied"].as_bool(), unpaid.json["result"]["account"]["plan"].as_str()),
+        (Some(true), Some("free")),
+        "{}",
+        unpaid.text
+    );
+    // A renewal still being retried (past_due) is not decided yet.
+    let retrying = deliver(
+        &app,
+        &subscription_event(
+            "customer.subscription.updated",
+            &new,
+            &user,
+            "price_1QcBusinessMonthly",
+            "past_due",
+            2_500,
+        ),
+    )
+    .await;
+    assert_eq!(retrying.json["applied"].as_bool(), Some(false), "{}", retrying.text);
+    assert_eq!(plan_of(&app, &user).await, "free");
+    assert_ledger_explains_balance(&app, &user).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_updates_of_a_subscription_leave_the_newest_ones_plan() {
+    let app = app().await;
+    for round in 0..3 {
+        let (user, _) = new_user(&app, "free").await;
+        let sub = unique("sub");
+        // Eight updates at once, alternating plans, the newest (created 1,007) last or first by round.
+        let mut updates: Vec<(i64, &str)> = (0..8)
+            .map(|i| (1_000 + i, if i % 2 == 0 { "price_1QcProMonthly" } else { "price_1QcBusinessMonthly" }))
+            .collect();
+        if round % 2 == 1 {
+            updates.reverse();
+        }
+        let runs: Vec<_> = updates
+            .into_iter()
+            .map(|(created, price)| {
+                let (app, event) = (app.clone(), subscription_update(&sub, &user, price, created));
+                tokio::spawn(async move { deliver(&app, &event).await.status })
+            })
+            .collect();
+        for run in runs {
+            assert_eq!(run.await.expect("delivery"), 200);
+        }
+        assert_eq!(plan_of(&app, &user).await, "business", "round {round}: the update created last wins");
+        assert_ledger_explains_balance(&app, &user).await;
+    }
+}
+
+#[tokio::test]
+async fn a_checkout_paid_by_a_delayed_method_is_credited_when_the_payment_succeeds() {
+    let app = app().await;
+    let (user, _) = new_user(&app, "pro").await;
+    let pi = unique("pi");
+    let mut completed = checkout(&user, &pi);
+    completed["data"]["object"]["payment_status"] = json!("unpaid");
+    let waiting = deliver(&app, &completed).await;
+    assert_eq!((waiting.status, waiting.json["applied"].as_bool()), (200, Some(false)), "{}", waiting.text);
+    assert_eq!(balance(&app, &user).await["flexible"], 0);
+    let succeeded = stripe_event("checkout.session.completed", |e| {
+        e["type"] = json!("checkout.session.async_payment_succeeded");
+        e["data"]["object"]["client_reference_id"] = json!(user);
+        e["data"]["object"]["payment_intent"] = json!(pi);
+    });
+    let paid = deliver(&app, &succeeded).await;
+    assert_eq!(
+        (paid.json["applied"].as_bool(), paid.json["action"].as_str()),
+        (Some(true), Some("purchase")),
+        "{}",
+        paid.text
+    );
+    assert_eq!(balance(&app, &user).await["flexible"], 3_000);
+    assert_ledger_explains_balance(&app, &user).await;
+}
+
 #[tokio::test]
 async fn an_event_that_can_never_apply_is_acknowledged_and_logged() {
     let logs = capture_logs();

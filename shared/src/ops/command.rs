@@ -14,7 +14,7 @@ use crate::http::{ApiError, Reply};
 use crate::idempotency::{Canonical, Route};
 use crate::letters::Letters;
 use crate::plans::{Catalogue, Plan};
-use crate::store::{Lookups, PurchaseFacts, Write};
+use crate::store::{Lookups, PurchaseFacts, SubscriptionFacts, Write};
 use crate::types::UserId;
 
 /// What a decision may use besides the request and the snapshot.
@@ -63,6 +63,8 @@ pub struct Snapshot {
     pub purchase: Option<PurchaseFacts>,
     /// The hold the request names, if the user has it.
     pub hold: Option<Hold>,
+    /// What the Stripe webhook knows of the subscription the request names.
+    pub subscription: Option<SubscriptionFacts>,
     /// The accounts [`Command::related`] asked for that exist.
     pub related: Vec<Account>,
 }

@@ -59,6 +59,7 @@ pub async fn execute<C: Command>(app: &App, command: &C) -> Result<Reply, ApiErr
             code_owner: read.code_owner,
             purchase: read.purchase,
             hold: read.hold,
+            subscription: read.subscription,
             related: Vec::new(),
         };
         for id in command.related(&snapshot, &ctx)? {
@@ -163,16 +164,6 @@ async fn catch_up(app: &App, snapshot: &Snapshot, ctx: &Ctx<'_>) -> Result<bool,
 /// Where a command's idempotency record is kept.
 fn record_key<C: Command>(command: &C) -> RecordKey {
     RecordKey { route: C::ROUTE, user_id: command.user().to_string(), key: command.key().to_owned() }
-}
-
-/// What [`execute`] would answer from the command's record, if it was
-/// committed before (a replay, or the command's mismatch error), without
-/// deciding anything anew: `None` where it never was.
-pub async fn previous_answer<C: Command>(app: &App, command: &C) -> Result<Option<Reply>, ApiError> {
-    match app.store.record(&record_key(command)).await? {
-        Some(record) => replay(&record, &command.canonical().hash()).map(Some).ok_or_else(|| command.mismatch()),
-        None => Ok(None),
-    }
 }
 
 /// The answer to a request whose key was used before: the original body if

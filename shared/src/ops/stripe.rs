@@ -6,26 +6,29 @@
 //! | `checkout.session.completed` (paid, mode `payment`) | a purchase; `payment_id` = the payment intent |
 //! | `charge.refunded` | a reversal up to the refunded share of the purchase, keyed by the event |
 //! | `charge.dispute.created` | a reversal of what is left of the purchase, keyed by the dispute |
-//! | `customer.subscription.updated` | a plan change (price → plan from `STRIPE_PRICE_PLANS`), keyed by the event |
+//! | `checkout.session.async_payment_succeeded` | the same (a delayed payment method completes the session unpaid) |
+//! | `customer.subscription.created`, `.updated` (active, trialing) | a plan change (price → plan from `STRIPE_PRICE_PLANS`), keyed by the event |
+//! | `customer.subscription.deleted`, `.updated` (canceled, unpaid, paused, incomplete_expired) | a plan change to the default plan, keyed by the event |
 //!
 //! Stripe delivers at least once and sometimes out of order, and retries
 //! every answer that is not 2xx. So: each action is idempotent by its event
 //! (or dispute); a refund reverses up to the cumulative refunded share,
-//! never twice and never back; a subscription update older than one already
-//! applied is ignored; 2xx is answered only once the effect is committed;
+//! never twice and never back; a subscription event older than one already
+//! applied, or the end of a subscription the user has replaced, changes
+//! nothing; 2xx is answered only once the effect is committed;
 //! an event the service can never apply (an unknown user, a plan without a
 //! purchase rate) is answered 200 with `applied: false` and logged as an
 //! error, because Stripe's retries could not change it.
 
 use super::command::{Command, Ctx, Effect, Snapshot};
 use super::corrections::Reversal;
-use super::execute::{execute, previous_answer};
+use super::execute::execute;
 use super::plan_change::ChangePlan;
 use super::purchase::Purchase;
 use crate::http::{to_json, ApiError, Reply};
 use crate::idempotency::{Canonical, Route};
-use crate::store::{Lookups, PaymentOwner};
-use crate::stripe::{read_event, verify, Action, Event};
+use crate::store::{Lookups, PaymentOwner, SubscriptionFacts, Write};
+use crate::stripe::{read_event, verify, Action, Event, SubscriptionState};
 use crate::types::{Key, UserId};
 use crate::App;
 use serde_json::{json, Value};
@@ -116,6 +119,84 @@ impl Command for Refund {
     }
 }
 
+/// A subscription's event: the plan change it asks for, decided only if no
+/// later event of the subscription was applied (Stripe does not order its
+/// deliveries) and, for an end, only if the user's plan came from this
+/// subscription (a user may have started another since), all in the plan
+/// change's own transaction. An event that does neither is answered as
+/// ignored, and that answer is its record: delivered again, it replays.
+struct SubscriptionEvent {
+    change: ChangePlan,
+    subscription_id: String,
+    event_id: String,
+    created: i64,
+    /// The subscription ended: the user goes back to the default plan.
+    ended: bool,
+    /// Active, but set to cancel: it does not take the user's plan over from
+    /// another subscription.
+    ending: bool,
+}
+
+impl SubscriptionEvent {
+    /// Why the event changes nothing, if it does not.
+    fn ignored(&self, facts: &SubscriptionFacts) -> Option<String> {
+        if facts.last_created.is_some_and(|last| last > self.created) {
+            return Some("a newer event of this subscription was applied already".to_owned());
+        }
+        let other = facts.users_subscription.as_deref().filter(|s| *s != self.subscription_id)?;
+        (self.ended || self.ending).then(|| {
+            format!("the user's plan comes from another subscription ({other}), which this one does not end or replace")
+        })
+    }
+}
+
+impl Command for SubscriptionEvent {
+    const ROUTE: Route = ChangePlan::ROUTE;
+
+    fn user(&self) -> &UserId {
+        self.change.user()
+    }
+
+    fn key(&self) -> &str {
+        self.change.key()
+    }
+
+    /// The plan change's own: events applied before subscriptions were read
+    /// with them still replay.
+    fn canonical(&self) -> Canonical {
+        self.change.canonical()
+    }
+
+    fn lookups(&self) -> Lookups {
+        Lookups { subscription: Some(self.subscription_id.clone()), ..self.change.lookups() }
+    }
+
+    fn related(&self, snapshot: &Snapshot, ctx: &Ctx<'_>) -> Result<Vec<String>, ApiError> {
+        match self.ignored(&snapshot.subscription.clone().unwrap_or_default()) {
+            Some(_) => Ok(Vec::new()),
+            None => self.change.related(snapshot, ctx),
+        }
+    }
+
+    fn decide(&self, snapshot: &Snapshot, ctx: &Ctx<'_>) -> Result<Effect, ApiError> {
+        let facts = snapshot.subscription.clone().unwrap_or_default();
+        if let Some(why) = self.ignored(&facts) {
+            let body = to_json(&json!({"ignored": true, "note": why}))?;
+            return Ok(Effect { reply: Reply::Ok(body), writes: Vec::new(), emails: Vec::new() });
+        }
+        let mut effect = self.change.decide(snapshot, ctx)?;
+        effect.writes.push(Write::Subscription {
+            subscription_id: self.subscription_id.clone(),
+            user_id: self.change.user().to_string(),
+            created: self.created,
+            event_id: self.event_id.clone(),
+            ended: self.ended,
+            users_subscription: facts.users_subscription,
+        });
+        Ok(effect)
+    }
+}
+
 fn user(id: &str) -> Result<UserId, ApiError> {
     UserId::parse(id).map_err(|e| ApiError::field("user_id", e))
 }
@@ -169,20 +250,24 @@ async fn apply(app: &App, event: &Event) -> Result<(&'static str, Reply), ApiErr
             );
             reversal(execute(app, &reversal_of).await, &owner, payment_intent)
         }
-        Action::PlanChange { subscription_id, user_id, plan } => {
+        Action::Subscription { subscription_id, user_id, state } => {
+            let (plan, ended, ending) = match state {
+                SubscriptionState::Active { plan, ending } => (plan.as_str(), false, *ending),
+                SubscriptionState::Ended => (app.config.catalogue.default_plan(), true, false),
+            };
             let request = json!({"user_id": user_id, "change_id": event.id, "plan": plan});
             let request = serde_json::from_value(request).map_err(|e| ApiError::invalid(e.to_string()))?;
-            let change = ChangePlan::parse(request)?;
-            if !app.store.advance_subscription(subscription_id, event.created, &event.id).await? {
-                // A newer update was applied since; this one, delivered
-                // again, answers as it did if it was applied itself.
-                if let Some(reply) = previous_answer(app, &change).await? {
-                    return Ok(("plan_change", reply));
-                }
-                let body = to_json(&json!({"note": "a newer update of this subscription was applied already"}))?;
-                return Ok(("ignored", Reply::Ok(body)));
-            }
-            Ok(("plan_change", execute(app, &change).await?))
+            let command = SubscriptionEvent {
+                change: ChangePlan::parse(request)?,
+                subscription_id: subscription_id.clone(),
+                event_id: event.id.clone(),
+                created: event.created,
+                ended,
+                ending,
+            };
+            let reply = execute(app, &command).await?;
+            let ignored = serde_json::from_str::<Value>(reply.body()).is_ok_and(|body| body["ignored"] == true);
+            Ok((if ignored { "ignored" } else { "plan_change" }, reply))
         }
         Action::Ignore(why) => Ok(("ignored", Reply::Ok(to_json(&json!({"note": why}))?))),
     }

@@ -94,6 +94,11 @@ pub(crate) fn subscription_key(subscription_id: &str) -> Item {
     key(format!("STRIPE#SUB#{subscription_id}"), "STRIPE")
 }
 
+/// Which Stripe subscription a user's plan came from.
+pub(crate) fn stripe_user_key(user_id: &str) -> Item {
+    key(format!("STRIPE#USER#{user_id}"), "STRIPE")
+}
+
 pub(crate) fn code_key(code: &str) -> Item {
     key(format!("CODE#{code}"), CODE_SK)
 }

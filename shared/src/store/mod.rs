@@ -26,7 +26,7 @@ mod tx;
 
 pub use keys::{schedule_partition, Queue, SCHEDULE_SHARDS};
 pub use schedule::Page;
-pub use stripe::PaymentOwner;
+pub use stripe::{PaymentOwner, SubscriptionFacts};
 pub use tx::{CommitError, Role, Tx, Write};
 
 use crate::account::Account;
@@ -38,7 +38,10 @@ use aws_sdk_dynamodb::operation::transact_get_items::TransactGetItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Get, TransactGetItem};
 use aws_sdk_dynamodb::Client;
 use items::{decode_account, decode_code_claim, decode_entry, decode_hold, decode_purchase, decode_record};
-use keys::{account_key, code_key, hold_key, record_key, s, user_pk, Item, HOLD_PREFIX, LEDGER_PREFIX};
+use keys::{
+    account_key, code_key, hold_key, record_key, s, stripe_user_key, subscription_key, user_pk, Item, HOLD_PREFIX,
+    LEDGER_PREFIX,
+};
 
 /// Name of the sparse index of scheduled work (due accounts, pending emails).
 pub const SCHEDULE_INDEX: &str = "by-schedule";
@@ -119,6 +122,9 @@ pub struct Lookups {
     pub purchase: Option<String>,
     /// A hold id: the user's hold with that id, if any.
     pub hold: Option<String>,
+    /// A Stripe subscription id: what the webhook knows of it and of the
+    /// subscription the user's plan came from.
+    pub subscription: Option<String>,
 }
 
 /// A purchase, as its idempotency record keeps it.
@@ -147,6 +153,8 @@ pub struct RequestRead {
     pub purchase: Option<PurchaseFacts>,
     /// The hold the request names.
     pub hold: Option<Hold>,
+    /// The Stripe subscription the request names, and its user's.
+    pub subscription: Option<SubscriptionFacts>,
 }
 
 /// The table, through the real DynamoDB client.
@@ -218,6 +226,8 @@ impl Store {
         let code_at = position(lookups.code.is_some());
         let purchase_at = position(lookups.purchase.is_some());
         let hold_at = position(lookups.hold.is_some());
+        let subscription_at = position(lookups.subscription.is_some());
+        let users_subscription_at = position(lookups.subscription.is_some());
         if let Some(code) = &lookups.code {
             request = request.transact_items(get(code_key(code))?);
         }
@@ -228,6 +238,11 @@ impl Store {
         if let Some(hold_id) = &lookups.hold {
             request = request.transact_items(get(hold_key(&key.user_id, hold_id))?);
         }
+        if let Some(subscription_id) = &lookups.subscription {
+            request = request
+                .transact_items(get(subscription_key(subscription_id))?)
+                .transact_items(get(stripe_user_key(&key.user_id))?);
+        }
         let out = request.send().await.map_err(classify_read)?;
         let responses = out.responses.unwrap_or_default();
         let item = |i: Option<usize>| i.and_then(|i| responses.get(i)).and_then(|r| r.item.as_ref());
@@ -237,6 +252,10 @@ impl Store {
             code_owner: item(code_at).map(decode_code_claim).transpose()?,
             purchase: item(purchase_at).map(decode_purchase).transpose()?,
             hold: item(hold_at).map(decode_hold).transpose()?,
+            subscription: match subscription_at {
+                Some(_) => Some(stripe::decode_subscription(item(subscription_at), item(users_subscription_at))?),
+                None => None,
+            },
         })
     }
 

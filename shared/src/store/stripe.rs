@@ -1,12 +1,38 @@
 //! What the Stripe webhook remembers between events: which user a payment
 //! intent belongs to (refunds and disputes name only the payment) and, where
-//! its checkout was refused, why, and the last applied update of each
-//! subscription (updates may arrive out of order).
+//! its checkout was refused, why; the last applied event of each
+//! subscription (events may arrive out of order); and which subscription
+//! each user's plan came from (a user may end one and start another).
 
-use super::attr::{KIND, LAST_CREATED, LAST_EVENT, PK, REFUSED, USER_ID};
-use super::items::get_s;
-use super::keys::{n, payment_key, s, subscription_key};
+use super::attr::{KIND, LAST_CREATED, PK, REFUSED, SUBSCRIPTION_ID, USER_ID};
+use super::items::{get_n, get_s};
+use super::keys::{payment_key, s, Item};
 use super::{classify, Store, StoreError};
+
+/// What the webhook knows of a subscription and of its user, read with an
+/// event of that subscription (and written back in its transaction, see
+/// [`super::Write::Subscription`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SubscriptionFacts {
+    /// The `created` of the subscription's latest applied event, if one was.
+    pub last_created: Option<i64>,
+    /// The subscription the user's plan last came from, if one did.
+    pub users_subscription: Option<String>,
+}
+
+/// Decodes the subscription's item and its user's, either of them missing.
+pub(crate) fn decode_subscription(
+    subscription: Option<&Item>,
+    user: Option<&Item>,
+) -> Result<SubscriptionFacts, StoreError> {
+    Ok(SubscriptionFacts {
+        last_created: subscription.map(|item| get_n(item, LAST_CREATED)).transpose()?,
+        users_subscription: match user {
+            Some(item) if item.contains_key(SUBSCRIPTION_ID) => Some(get_s(item, SUBSCRIPTION_ID)?.to_owned()),
+            _ => None,
+        },
+    })
+}
 
 /// A payment intent the webhook has seen the checkout of.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,35 +112,5 @@ impl Store {
         let user_id = get_s(&item, USER_ID)?.to_owned();
         let refused = item.get(REFUSED).and_then(|v| v.as_s().ok()).cloned();
         Ok(Some(PaymentOwner { user_id, refused }))
-    }
-
-    /// Records `event_id` (created at `created`) as the subscription's latest
-    /// applied update, unless a later one was applied: `false` then. Stripe
-    /// stamps events in whole seconds, so of two in the same second the one
-    /// that arrives last is taken for the later (and the same event again
-    /// passes, so a retried delivery is applied).
-    pub async fn advance_subscription(
-        &self,
-        subscription_id: &str,
-        created: i64,
-        event_id: &str,
-    ) -> Result<bool, StoreError> {
-        let result = self
-            .client()
-            .update_item()
-            .table_name(self.table())
-            .set_key(Some(subscription_key(subscription_id)))
-            .update_expression(format!("SET {KIND} = :kind, {LAST_CREATED} = :created, {LAST_EVENT} = :event"))
-            .condition_expression(format!("attribute_not_exists({PK}) OR {LAST_CREATED} <= :created"))
-            .expression_attribute_values(":kind", s("stripe_subscription"))
-            .expression_attribute_values(":created", n(created))
-            .expression_attribute_values(":event", s(event_id))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(classify(e)),
-        }
     }
 }

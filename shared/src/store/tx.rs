@@ -6,7 +6,7 @@ use super::attr::*;
 use super::items::{
     decode_record, encode_account, encode_code_claim, encode_email, encode_entry, encode_hold, encode_record, numbers,
 };
-use super::keys::{account_key, hold_key, n, record_key, s, Item};
+use super::keys::{account_key, hold_key, n, record_key, s, stripe_user_key, subscription_key, Item};
 use super::{classify, Store, StoreError};
 use crate::account::{Account, Change};
 use crate::cycle::format_time;
@@ -37,6 +37,24 @@ pub enum Write {
     /// A hold settled (captured, released, expired), on the condition that
     /// it is still open.
     CloseHold(Hold),
+    /// A Stripe subscription's event applied: recorded as the
+    /// subscription's latest, on the condition that no later one was; and the
+    /// user's plan recorded as coming from it or, where it `ended`, from none,
+    /// on the condition that what that record said is still what was read.
+    Subscription {
+        /// The subscription.
+        subscription_id: String,
+        /// Its user.
+        user_id: String,
+        /// The event's `created`.
+        created: i64,
+        /// The event.
+        event_id: String,
+        /// Whether the subscription ended.
+        ended: bool,
+        /// The subscription the user's plan came from, as read.
+        users_subscription: Option<String>,
+    },
     /// Credits of a purchase reversed, counted on its record, on the
     /// condition that the count is still what was read.
     CountReversal {
@@ -69,6 +87,8 @@ pub enum Role {
     Purchase,
     /// A hold.
     Hold,
+    /// A Stripe subscription's latest event, or which one a user's plan came from.
+    Subscription,
     /// A ledger entry.
     Ledger,
     /// An outbox email.
@@ -175,6 +195,10 @@ impl Tx {
             Write::CloseHold(hold) => self.close_hold(hold),
             Write::CountReversal { user_id, payment_id, before, after } => {
                 self.count_reversal(user_id, payment_id, *before, *after)
+            }
+            Write::Subscription { subscription_id, user_id, created, event_id, ended, users_subscription } => {
+                self.subscription(subscription_id, *created, event_id);
+                self.users_subscription(user_id, subscription_id, *ended, users_subscription.as_deref());
             }
         }
     }
@@ -330,6 +354,40 @@ impl Tx {
             .expression_attribute_values(":after", n(after))
             .build();
         self.update(update, Role::Purchase);
+    }
+
+    fn subscription(&mut self, subscription_id: &str, created: i64, event_id: &str) {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(subscription_key(subscription_id)))
+            .update_expression(format!("SET {KIND} = :kind, {LAST_CREATED} = :created, {LAST_EVENT} = :event"))
+            .condition_expression(format!("attribute_not_exists({PK}) OR {LAST_CREATED} <= :created"))
+            .expression_attribute_values(":kind", s("stripe_subscription"))
+            .expression_attribute_values(":created", n(created))
+            .expression_attribute_values(":event", s(event_id))
+            .build();
+        self.update(update, Role::Subscription);
+    }
+
+    fn users_subscription(&mut self, user_id: &str, subscription_id: &str, ended: bool, read: Option<&str>) {
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(stripe_user_key(user_id)))
+            .expression_attribute_values(":kind", s("stripe_user"));
+        update = match read {
+            Some(read) => update
+                .condition_expression(format!("{SUBSCRIPTION_ID} = :read"))
+                .expression_attribute_values(":read", s(read)),
+            None => update.condition_expression(format!("attribute_not_exists({SUBSCRIPTION_ID})")),
+        };
+        update = if ended {
+            update.update_expression(format!("SET {KIND} = :kind REMOVE {SUBSCRIPTION_ID}"))
+        } else {
+            update
+                .update_expression(format!("SET {KIND} = :kind, {SUBSCRIPTION_ID} = :subscription"))
+                .expression_attribute_values(":subscription", s(subscription_id))
+        };
+        self.update(update.build(), Role::Subscription);
     }
 
     /// Queues an email in the outbox, pending.
