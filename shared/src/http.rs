@@ -325,6 +325,32 @@ pub fn invocation_deadline_ms() -> Option<u64> {
     DEADLINE_MS.try_with(|ms| *ms).ok().flatten()
 }
 
+/// How long before the invocation's deadline a request still at work is
+/// answered 503 `unavailable`: Lambda would otherwise end it, and API Gateway
+/// answer a bare 500 without the contract's error body or this service's log
+/// line. (The sending of emails stops 300 ms before the deadline, so a
+/// committed request's answer is not lost to it.)
+pub const ANSWER_MARGIN: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Runs `work` until [`ANSWER_MARGIN`] before `deadline_ms` (a Lambda
+/// context's), then gives up with 503: whatever it had done is committed
+/// whole or not at all, so the same request sent again (same key) replays
+/// or takes effect.
+async fn within_deadline<F>(deadline_ms: Option<u64>, work: F) -> Result<Reply, ApiError>
+where
+    F: Future<Output = Result<Reply, ApiError>>,
+{
+    let until = deadline_ms.and_then(|ms| crate::ops::schedule::Deadline::from_context_ms(ms).instant());
+    let Some(until) = until else { return work.await };
+    let cut = until.checked_sub(ANSWER_MARGIN).unwrap_or(until);
+    match tokio::time::timeout_at(cut.into(), work).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(ApiError::unavailable(
+            "the request ran out of time before it could be answered; send it again with the same key",
+        )),
+    }
+}
+
 /// Runs a route's work and answers it, logging one line: route, user,
 /// status, error code and latency.
 pub async fn serve<F>(req: &Request, work: F) -> Response<Body>
@@ -336,7 +362,9 @@ where
     let request_id = v2_context(req).and_then(|c| c.request_id.clone()).unwrap_or_default();
     let span = tracing::info_span!("request", %route, %request_id, user = tracing::field::Empty);
     let deadline = req.lambda_context_ref().map(|c| c.deadline);
-    let outcome = DEADLINE_MS.scope(deadline, work.instrument(span.clone())).await;
+    // On the heap: a route's future is large, and debug builds copy it on the stack.
+    let work = Box::pin(work.instrument(span.clone()));
+    let outcome = DEADLINE_MS.scope(deadline, within_deadline(deadline, work)).await;
     let response = respond(&outcome);
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     let status = response.status().as_u16();
@@ -381,5 +409,28 @@ mod tests {
         for e in all {
             assert!(ERROR_CODES.contains(&(e.status, e.code)), "{} {}", e.status, e.code);
         }
+    }
+
+    fn epoch_ms_in(ms: u64) -> u64 {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        u64::try_from(now.as_millis()).unwrap_or(u64::MAX) + ms
+    }
+
+    #[tokio::test]
+    async fn work_still_running_near_the_deadline_is_answered_503_before_lambda_ends_it() {
+        let slow = async {
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            Ok(Reply::Ok("{}".into()))
+        };
+        let started = Instant::now();
+        let outcome = within_deadline(Some(epoch_ms_in(1_500)), slow).await;
+        let err = outcome.expect_err("cut");
+        assert_eq!((err.status, err.code), (503, "unavailable"));
+        let took = started.elapsed().as_millis();
+        assert!((1_000..1_500).contains(&took), "answered {took} ms in: 200 ms before the deadline, not at once");
+        // Work that finishes in time, or with no deadline, answers as it is.
+        let quick = within_deadline(Some(epoch_ms_in(700)), async { Ok(Reply::Ok("{}".into())) }).await;
+        assert_eq!(quick.ok(), Some(Reply::Ok("{}".into())));
+        assert!(within_deadline(None, async { Ok(Reply::Ok("{}".into())) }).await.is_ok());
     }
 }

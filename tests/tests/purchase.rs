@@ -196,3 +196,31 @@ async fn a_silent_connection_is_given_up_and_the_purchase_still_counts_once() {
     assert_eq!(purchases, 1);
     assert_ledger_explains_balance(&app, &user).await;
 }
+
+/// A purchase whose calls would outlast its invocation (here a commit
+/// DynamoDB makes but whose answer never comes, with 2 s left) answers 503
+/// before Lambda would end it, not a bare 500; sent again with the same key,
+/// it replays what committed, and credits once.
+#[tokio::test]
+async fn a_purchase_still_at_work_near_its_deadline_answers_503_and_its_retry_counts_once() {
+    use lambda_http::RequestExt;
+    let proxy = FaultProxy::start();
+    let table = fresh_table(&app().await).await;
+    let app = app_through(&proxy.url, &table).await;
+    let (user, _) = new_user(&app, "pro").await;
+    let body = purchase_body(&user, &unique("pay"), 1_000);
+    proxy.stall("TransactWriteItems", &table, 1, true).await;
+    let mut context = lambda_runtime::Context::default();
+    let now_ms = chrono::Utc::now().timestamp_millis().unsigned_abs();
+    context.deadline = now_ms + 2_000;
+    let req = request(&service_event("purchase.json", &body.to_string())).with_lambda_context(context);
+    let started = std::time::Instant::now();
+    let cut = answer(purchase::handle(&app, req).await.expect("handlers never fail"));
+    let took = started.elapsed();
+    assert_eq!((cut.status, cut.code()), (503, "unavailable"), "{}", cut.text);
+    assert!(took < std::time::Duration::from_secs(2), "answered before the deadline: {took:?}");
+    let retry = buy(&app, body).await;
+    assert_eq!((retry.status, retry.replayed), (200, true), "{}", retry.text);
+    assert_eq!(balance(&app, &user).await["flexible"], 3_000);
+    assert_ledger_explains_balance(&app, &user).await;
+}
