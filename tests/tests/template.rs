@@ -217,3 +217,23 @@ fn error_lines_of_every_function_reach_an_alarm() {
     }
     assert_eq!(counted, 10, "every function's log group");
 }
+
+/// CORS is answered only for the deployer's `DashboardOrigin`, and only what
+/// the dashboard's reads need (GET with the user's JWT); none by default.
+#[test]
+fn the_api_answers_cors_only_for_the_dashboard_origin_and_only_its_reads() {
+    let t = template();
+    assert_eq!(t["Parameters"]["DashboardOrigin"]["Default"], "");
+    let Value::Tagged(cors) = &t["Resources"]["HttpApi"]["Properties"]["CorsConfiguration"] else {
+        panic!("CorsConfiguration is not conditional")
+    };
+    assert_eq!(cors.tag, "If");
+    let branches = cors.value.as_sequence().expect("[condition, then, else]");
+    assert_eq!(branches[0], "HasDashboardOrigin");
+    assert_eq!(reference(&branches[2]), Some("AWS::NoValue"));
+    let allowed = &branches[1];
+    let origins = allowed["AllowOrigins"].as_sequence().expect("origins");
+    assert_eq!(origins.iter().map(reference).collect::<Vec<_>>(), [Some("DashboardOrigin")]);
+    assert_eq!(allowed["AllowMethods"], serde_yaml::from_str::<Value>("[GET]").expect("yaml"));
+    assert_eq!(allowed["AllowHeaders"], serde_yaml::from_str::<Value>("[authorization]").expect("yaml"));
+}
