@@ -237,3 +237,45 @@ fn the_api_answers_cors_only_for_the_dashboard_origin_and_only_its_reads() {
     assert_eq!(allowed["AllowMethods"], serde_yaml::from_str::<Value>("[GET]").expect("yaml"));
     assert_eq!(allowed["AllowHeaders"], serde_yaml::from_str::<Value>("[authorization]").expect("yaml"));
 }
+
+/// Each dead-letter queue lets EventBridge write to it from exactly the
+/// schedule rules that name it (SAM's `<function><event>` rules), by ARN: a
+/// pattern on the stack name would miss rules whose generated name CloudFormation
+/// cut short, and their failed deliveries would be lost.
+#[test]
+fn each_dead_letter_queue_admits_exactly_the_schedules_that_use_it() {
+    let t = template();
+    let resources = t["Resources"].as_mapping().expect("resources");
+    let mut expected = std::collections::BTreeMap::<String, Vec<String>>::new();
+    for (name, resource) in resources {
+        let Some(events) = resource["Properties"]["Events"].as_mapping() else { continue };
+        for (event, e) in events {
+            if e["Type"] != "Schedule" {
+                continue;
+            }
+            let Value::Tagged(dlq) = &e["Properties"]["DeadLetterConfig"]["Arn"] else { panic!("{event:?}: no DLQ") };
+            let queue = dlq.value.as_str().and_then(|s| s.strip_suffix(".Arn")).expect("GetAtt queue.Arn").to_owned();
+            let rule = format!("{}{}", name.as_str().unwrap_or_default(), event.as_str().unwrap_or_default());
+            expected.entry(queue).or_default().push(format!("{rule}.Arn"));
+        }
+    }
+    assert_eq!(expected.len(), 3, "rollover, email-outbox, hold-expiry: {expected:?}");
+    for (queue, rules) in expected {
+        let policy = resources
+            .values()
+            .find(|r| r["Type"] == "AWS::SQS::QueuePolicy" && reference(&r["Properties"]["Queues"][0]) == Some(&queue))
+            .unwrap_or_else(|| panic!("{queue}: no queue policy"));
+        let statement = &policy["Properties"]["PolicyDocument"]["Statement"][0];
+        assert_eq!(statement["Principal"]["Service"], "events.amazonaws.com");
+        let allowed: Vec<String> = statement["Condition"]["ArnEquals"]["aws:SourceArn"]
+            .as_sequence()
+            .expect("a list of rule ARNs")
+            .iter()
+            .map(|v| match v {
+                Value::Tagged(t) if t.tag == "GetAtt" => t.value.as_str().unwrap_or_default().to_owned(),
+                other => panic!("{queue}: not a GetAtt of a rule: {other:?}"),
+            })
+            .collect();
+        assert_eq!(allowed, rules, "{queue}");
+    }
+}
