@@ -272,19 +272,12 @@ impl<const CAPTURE: bool> Command for Settle<CAPTURE> {
     fn decide(&self, snapshot: &Snapshot, ctx: &Ctx<'_>) -> Result<Effect, ApiError> {
         let account = snapshot.account()?;
         let hold = snapshot.hold.as_ref().ok_or_else(ApiError::hold_not_found)?;
-        // Past its time the hold is the expiry's, whether or not the sweep has
-        // run, so the answer does not depend on when it runs: a capture is
-        // refused, and a release gives everything back as the expiry does,
-        // with status `expired` (or finds it given back already).
-        let expired = hold.expires_at <= ctx.now;
-        if !CAPTURE && hold.status == HoldStatus::Expired {
-            let body = to_json(&Held { hold: hold.view(), balance: account.balance })?;
-            return Ok(Effect { reply: Reply::Ok(body), writes: Vec::new(), emails: Vec::new() });
-        }
         if hold.status != HoldStatus::Open {
             return Err(closed(hold));
         }
-        if CAPTURE && expired {
+        // Past its time the hold is the expiry's, whether or not the sweep has
+        // run: the same capture gets the same answer. A release still may.
+        if CAPTURE && hold.expires_at <= ctx.now {
             return Err(ApiError::hold_closed(format!(
                 "this hold expired at {}; its credits are being released",
                 crate::cycle::format_time(hold.expires_at)
@@ -293,11 +286,8 @@ impl<const CAPTURE: bool> Command for Settle<CAPTURE> {
         if self.credits > hold.credits {
             return Err(ApiError::field("credits", format!("must be at most the hold's {} credits", hold.credits)));
         }
-        let (capture, status) = match (CAPTURE, expired) {
-            (true, _) => (Some(self.credits), HoldStatus::Captured),
-            (false, true) => (None, HoldStatus::Expired),
-            (false, false) => (None, HoldStatus::Released),
-        };
+        let (capture, status) =
+            if CAPTURE { (Some(self.credits), HoldStatus::Captured) } else { (None, HoldStatus::Released) };
         let (change, closed, balance) = settlement(account, hold, capture, status, ctx.now)?;
         let body = to_json(&Held { hold: closed.view(), balance })?;
         Ok(Effect {
@@ -597,7 +587,7 @@ mod tests {
     }
 
     #[test]
-    fn past_its_expiry_a_hold_is_released_as_expired_but_not_captured() {
+    fn past_its_expiry_a_hold_can_be_released_but_not_captured() {
         let open = open_hold(crate::balance::Parts { plan: 0, bonus: 0, flexible: 100 });
         let held = Balance { held: 100, ..Balance::default() };
         let before = open.expires_at - chrono::Duration::seconds(1);
@@ -607,17 +597,17 @@ mod tests {
             assert_eq!((err.status, err.code), (409, "hold_closed"));
             assert!(err.message.contains("expired at 2026-01-31T11:00:00Z"), "{}", err.message);
             let released = settle_with(&release(), Some(open.clone()), held, late).expect("released");
-            assert!(released.reply.body().contains("\"status\":\"expired\""), "{}", released.reply.body());
-            assert_eq!(released.writes.len(), 2, "the account's change and the closed hold");
+            assert!(released.reply.body().contains("\"status\":\"released\""), "{}", released.reply.body());
         }
-        // After the sweep, a release finds it given back and writes nothing.
+        // Once the sweep has released it, it is closed: a release is 409 like a capture.
         let swept = Hold { status: HoldStatus::Expired, ..open.clone() };
-        let after =
-            settle_with(&release(), Some(swept), Balance { flexible: 100, ..Balance::default() }, open.expires_at)
-                .expect("answered");
-        assert!(after.writes.is_empty());
-        assert!(after.reply.body().contains("\"status\":\"expired\""), "{}", after.reply.body());
-        assert!(after.reply.body().contains("\"flexible\":100"), "{}", after.reply.body());
+        let err = settle_with(&release(), Some(swept), Balance::default(), open.expires_at).expect_err("closed");
+        assert_eq!((err.status, err.code), (409, "hold_closed"));
+        assert!(
+            err.message.contains("expired at 2026-01-31T11:00:00Z and its credits were released"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
