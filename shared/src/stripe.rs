@@ -128,13 +128,11 @@ pub enum Action {
 /// Where a subscription stands, as far as the user's plan is concerned.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SubscriptionState {
-    /// Active or trialing, on the plan its price maps to; `ending` when it
-    /// is set to cancel (`cancel_at_period_end`, `cancel_at`).
+    /// Active or trialing (set to cancel or not: it is active until it
+    /// ends), on the plan its price maps to.
     Active {
         /// The plan.
         plan: String,
-        /// Whether it is set to cancel.
-        ending: bool,
     },
     /// Deleted, or `canceled`, `unpaid`, `paused` or `incomplete_expired`:
     /// the user goes back to the catalogue's default plan.
@@ -217,8 +215,7 @@ fn subscription(sub: &Value, price_plans: &BTreeMap<String, String>) -> Action {
             let Some(plan) = price_plans.get(&price) else {
                 return Action::Ignore(format!("price {price:?} is not in STRIPE_PRICE_PLANS"));
             };
-            let ending = sub["cancel_at_period_end"] == true || !sub["cancel_at"].is_null();
-            SubscriptionState::Active { plan: plan.clone(), ending }
+            SubscriptionState::Active { plan: plan.clone() }
         }
         Some("canceled" | "unpaid" | "paused" | "incomplete_expired") => SubscriptionState::Ended,
         // `incomplete` (its first payment pending) and `past_due` (Stripe
@@ -309,12 +306,8 @@ mod tests {
         let subscription =
             |state| Action::Subscription { subscription_id: "sub_1".into(), user_id: "alice".into(), state };
         for status in ["active", "trialing"] {
-            let active = SubscriptionState::Active { plan: "pro".into(), ending: false };
-            assert_eq!(read(sub(status)), subscription(active), "{status}");
+            assert_eq!(read(sub(status)), subscription(SubscriptionState::Active { plan: "pro".into() }), "{status}");
         }
-        let mut ending = sub("active");
-        ending["data"]["object"]["cancel_at_period_end"] = serde_json::json!(true);
-        assert_eq!(read(ending), subscription(SubscriptionState::Active { plan: "pro".into(), ending: true }));
         for status in ["canceled", "unpaid", "paused", "incomplete_expired"] {
             assert_eq!(read(sub(status)), subscription(SubscriptionState::Ended), "{status}");
         }

@@ -292,61 +292,52 @@ async fn a_deleted_subscription_moves_the_user_to_the_default_plan_and_older_upd
 }
 
 #[tokio::test]
-async fn the_end_of_a_subscription_the_user_has_replaced_leaves_the_newer_ones_plan() {
+async fn a_user_with_several_subscriptions_gets_the_best_plan_among_the_active_ones_in_any_order() {
     let app = app().await;
     let (user, _) = new_user(&app, "free").await;
     let (old, new) = (unique("sub"), unique("sub"));
-    assert_eq!(
-        deliver(&app, &subscription_update(&old, &user, "price_1QcProMonthly", 1_000)).await.json["applied"],
-        true
-    );
-    let created =
-        subscription_event("customer.subscription.created", &new, &user, "price_1QcBusinessMonthly", "active", 1_100);
-    let b = deliver(&app, &created).await;
+    let event = |kind: &str, sub: &str, price: &str, status: &str, created: i64| {
+        subscription_event(kind, sub, &user, price, status, created)
+    };
+    let updated = "customer.subscription.updated";
+    let deliver_plan = |event: Value| {
+        let app = app.clone();
+        async move {
+            let a = deliver(&app, &event).await;
+            assert_eq!(a.status, 200, "{}", a.text);
+            a
+        }
+    };
+    deliver_plan(event(updated, &old, "price_1QcProMonthly", "active", 1_000)).await;
+    let b =
+        deliver_plan(event("customer.subscription.created", &new, "price_1QcBusinessMonthly", "active", 1_100)).await;
     assert_eq!(b.json["result"]["account"]["plan"], "business", "{}", b.text);
-    // The old one, set to cancel, still sends updates: they do not take the plan back.
-    let mut cancelling = subscription_update(&old, &user, "price_1QcProMonthly", 1_200);
+    // The old one, delivered late or set to cancel, does not take the plan back.
+    let late = deliver_plan(event(updated, &old, "price_1QcProMonthly", "active", 1_050)).await;
+    assert_eq!(late.json["result"]["account"]["plan"], "business", "{}", late.text);
+    let mut cancelling = event(updated, &old, "price_1QcProMonthly", "active", 1_200);
     cancelling["data"]["object"]["cancel_at_period_end"] = json!(true);
-    let c = deliver(&app, &cancelling).await;
-    assert_eq!((c.json["applied"].as_bool(), c.json["action"].as_str()), (Some(false), Some("ignored")), "{}", c.text);
-    let gone = deliver(
-        &app,
-        &subscription_event("customer.subscription.deleted", &old, &user, "price_1QcProMonthly", "canceled", 2_000),
-    )
-    .await;
+    assert_eq!(deliver_plan(cancelling).await.json["result"]["account"]["plan"], "business");
+    let gone =
+        deliver_plan(event("customer.subscription.deleted", &old, "price_1QcProMonthly", "canceled", 2_000)).await;
+    assert_eq!(gone.json["result"]["account"]["plan"], "business", "{}", gone.text);
+    // A third one whose first payment never came (incomplete, then incomplete_expired) changes nothing.
+    let failed = unique("sub");
+    let pending = deliver_plan(event(updated, &failed, "price_1QcProMonthly", "incomplete", 2_100)).await;
+    assert_eq!(pending.json["applied"], false, "{}", pending.text);
+    let expired = deliver_plan(event(updated, &failed, "price_1QcProMonthly", "incomplete_expired", 2_200)).await;
     assert_eq!(
-        (gone.json["applied"].as_bool(), gone.json["action"].as_str()),
+        (expired.json["applied"].as_bool(), expired.json["action"].as_str()),
         (Some(false), Some("ignored")),
         "{}",
-        gone.text
+        expired.text
     );
     assert_eq!(plan_of(&app, &user).await, "business");
-    // The newer one's renewal failing for good (status unpaid) ends it: back to free.
-    let unpaid = deliver(
-        &app,
-        &subscription_event("customer.subscription.updated", &new, &user, "price_1QcBusinessMonthly", "unpaid", 3_000),
-    )
-    .await;
-    assert_eq!(
-        (unpaid.json["applied"].as_bool(), unpaid.json["result"]["account"]["plan"].as_str()),
-        (Some(true), Some("free")),
-        "{}",
-        unpaid.text
-    );
-    // A renewal still being retried (past_due) is not decided yet.
-    let retrying = deliver(
-        &app,
-        &subscription_event(
-            "customer.subscription.updated",
-            &new,
-            &user,
-            "price_1QcBusinessMonthly",
-            "past_due",
-            2_500,
-        ),
-    )
-    .await;
-    assert_eq!(retrying.json["applied"].as_bool(), Some(false), "{}", retrying.text);
+    // A renewal still being retried (past_due) is not decided yet; one that failed for good (unpaid) ends it.
+    let retrying = deliver_plan(event(updated, &new, "price_1QcBusinessMonthly", "past_due", 2_500)).await;
+    assert_eq!(retrying.json["applied"], false, "{}", retrying.text);
+    let unpaid = deliver_plan(event(updated, &new, "price_1QcBusinessMonthly", "unpaid", 3_000)).await;
+    assert_eq!(unpaid.json["result"]["account"]["plan"], "free", "{}", unpaid.text);
     assert_eq!(plan_of(&app, &user).await, "free");
     assert_ledger_explains_balance(&app, &user).await;
 }

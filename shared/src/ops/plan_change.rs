@@ -43,6 +43,11 @@ impl ChangePlan {
         Ok(ChangePlan { user, change_id, plan: request.plan })
     }
 
+    /// The same change (user, key) to another plan.
+    pub(crate) fn to_plan(&self, plan: &str) -> ChangePlan {
+        ChangePlan { user: self.user.clone(), change_id: self.change_id.clone(), plan: plan.to_owned() }
+    }
+
     /// The rule applied to this account: where it stands, where it goes.
     fn outcome<'c>(&self, account: &Account, ctx: &Ctx<'c>) -> Result<(&'c Plan, PlanChange<'c>), ApiError> {
         let plan = ctx.requested_plan(&self.plan)?;

@@ -7,15 +7,15 @@
 //! | `charge.refunded` | a reversal up to the refunded share of the purchase, keyed by the event |
 //! | `charge.dispute.created` | a reversal of what is left of the purchase, keyed by the dispute |
 //! | `checkout.session.async_payment_succeeded` | the same (a delayed payment method completes the session unpaid) |
-//! | `customer.subscription.created`, `.updated` (active, trialing) | a plan change (price → plan from `STRIPE_PRICE_PLANS`), keyed by the event |
-//! | `customer.subscription.deleted`, `.updated` (canceled, unpaid, paused, incomplete_expired) | a plan change to the default plan, keyed by the event |
+//! | `customer.subscription.created`, `.updated` (active, trialing) | the subscription on its price's plan (`STRIPE_PRICE_PLANS`); the user's plan the best of theirs: a plan change keyed by the event |
+//! | `customer.subscription.deleted`, `.updated` (canceled, unpaid, paused, incomplete_expired) | the subscription gone; the best of the rest, or the default plan: a plan change keyed by the event |
 //!
 //! Stripe delivers at least once and sometimes out of order, and retries
 //! every answer that is not 2xx. So: each action is idempotent by its event
 //! (or dispute); a refund reverses up to the cumulative refunded share,
-//! never twice and never back; a subscription event older than one already
-//! applied, or the end of a subscription the user has replaced, changes
-//! nothing; 2xx is answered only once the effect is committed;
+//! never twice and never back; a user's plan is the best among their active
+//! subscriptions, and a subscription event older than one of its own
+//! already applied changes nothing; 2xx is answered only once the effect is committed;
 //! an event the service can never apply (an unknown user, a plan without a
 //! purchase rate) is answered 200 with `applied: false` and logged as an
 //! error, because Stripe's retries could not change it.
@@ -27,6 +27,7 @@ use super::plan_change::ChangePlan;
 use super::purchase::Purchase;
 use crate::http::{to_json, ApiError, Reply};
 use crate::idempotency::{Canonical, Route};
+use crate::plans::Catalogue;
 use crate::store::{Lookups, PaymentOwner, SubscriptionFacts, Write};
 use crate::stripe::{read_event, verify, Action, Event, SubscriptionState};
 use crate::types::{Key, UserId};
@@ -119,34 +120,57 @@ impl Command for Refund {
     }
 }
 
-/// A subscription's event: the plan change it asks for, decided only if no
-/// later event of the subscription was applied (Stripe does not order its
-/// deliveries) and, for an end, only if the user's plan came from this
-/// subscription (a user may have started another since), all in the plan
-/// change's own transaction. An event that does neither is answered as
-/// ignored, and that answer is its record: delivered again, it replays.
+/// A subscription's event. The webhook keeps each user's active
+/// subscriptions with their plans; the event updates its own entry (its plan,
+/// or gone where it ended), and the user's plan becomes the highest-ranked
+/// of the plans left, or the catalogue's default plan where none is. So the
+/// order in which a user's subscriptions report does not matter, only each
+/// one's own order: an event older than one of its subscription already
+/// applied, or the end of a subscription that never set a plan, changes
+/// nothing. All of it is decided on one read and committed in the plan
+/// change's own transaction, and the answer is the event's record:
+/// delivered again, it replays.
 struct SubscriptionEvent {
+    /// The change the event names (its price's plan, or the default plan
+    /// for an end): its user, key and request hash.
     change: ChangePlan,
     subscription_id: String,
     event_id: String,
     created: i64,
-    /// The subscription ended: the user goes back to the default plan.
-    ended: bool,
-    /// Active, but set to cancel: it does not take the user's plan over from
-    /// another subscription.
-    ending: bool,
+    /// The plan its price maps to; `None` where it ended.
+    plan: Option<String>,
 }
 
 impl SubscriptionEvent {
-    /// Why the event changes nothing, if it does not.
-    fn ignored(&self, facts: &SubscriptionFacts) -> Option<String> {
+    /// The user's active subscriptions after this event, and the plan they
+    /// give the user; or why the event changes nothing.
+    fn outcome(
+        &self,
+        facts: &SubscriptionFacts,
+        catalogue: &Catalogue,
+    ) -> Result<(BTreeMap<String, String>, ChangePlan), String> {
         if facts.last_created.is_some_and(|last| last > self.created) {
-            return Some("a newer event of this subscription was applied already".to_owned());
+            return Err("a newer event of this subscription was applied already".to_owned());
         }
-        let other = facts.users_subscription.as_deref().filter(|s| *s != self.subscription_id)?;
-        (self.ended || self.ending).then(|| {
-            format!("the user's plan comes from another subscription ({other}), which this one does not end or replace")
-        })
+        let mut active = facts.active.clone();
+        match &self.plan {
+            Some(plan) => {
+                active.insert(self.subscription_id.clone(), plan.clone());
+            }
+            // Not active and never applied (its first payment failed, say):
+            // it gave the user no plan, so its end takes none away.
+            None if active.remove(&self.subscription_id).is_none() && facts.last_created.is_none() => {
+                return Err("this subscription never set the user's plan".to_owned());
+            }
+            None => {}
+        }
+        let plan = active
+            .values()
+            .filter_map(|name| catalogue.plan(name))
+            .max_by_key(|plan| plan.rank)
+            .map_or(catalogue.default_plan(), |plan| plan.name.as_str());
+        let change = self.change.to_plan(plan);
+        Ok((active, change))
     }
 }
 
@@ -172,26 +196,29 @@ impl Command for SubscriptionEvent {
     }
 
     fn related(&self, snapshot: &Snapshot, ctx: &Ctx<'_>) -> Result<Vec<String>, ApiError> {
-        match self.ignored(&snapshot.subscription.clone().unwrap_or_default()) {
-            Some(_) => Ok(Vec::new()),
-            None => self.change.related(snapshot, ctx),
+        match self.outcome(&snapshot.subscription.clone().unwrap_or_default(), ctx.catalogue()) {
+            Ok((_, change)) => change.related(snapshot, ctx),
+            Err(_) => Ok(Vec::new()),
         }
     }
 
     fn decide(&self, snapshot: &Snapshot, ctx: &Ctx<'_>) -> Result<Effect, ApiError> {
         let facts = snapshot.subscription.clone().unwrap_or_default();
-        if let Some(why) = self.ignored(&facts) {
-            let body = to_json(&json!({"ignored": true, "note": why}))?;
-            return Ok(Effect { reply: Reply::Ok(body), writes: Vec::new(), emails: Vec::new() });
-        }
-        let mut effect = self.change.decide(snapshot, ctx)?;
+        let (active, change) = match self.outcome(&facts, ctx.catalogue()) {
+            Ok(outcome) => outcome,
+            Err(why) => {
+                let body = to_json(&json!({"ignored": true, "note": why}))?;
+                return Ok(Effect { reply: Reply::Ok(body), writes: Vec::new(), emails: Vec::new() });
+            }
+        };
+        let mut effect = change.decide(snapshot, ctx)?;
         effect.writes.push(Write::Subscription {
             subscription_id: self.subscription_id.clone(),
             user_id: self.change.user().to_string(),
             created: self.created,
             event_id: self.event_id.clone(),
-            ended: self.ended,
-            users_subscription: facts.users_subscription,
+            active,
+            version: facts.version,
         });
         Ok(effect)
     }
@@ -251,19 +278,19 @@ async fn apply(app: &App, event: &Event) -> Result<(&'static str, Reply), ApiErr
             reversal(execute(app, &reversal_of).await, &owner, payment_intent)
         }
         Action::Subscription { subscription_id, user_id, state } => {
-            let (plan, ended, ending) = match state {
-                SubscriptionState::Active { plan, ending } => (plan.as_str(), false, *ending),
-                SubscriptionState::Ended => (app.config.catalogue.default_plan(), true, false),
+            let plan = match state {
+                SubscriptionState::Active { plan } => Some(plan.clone()),
+                SubscriptionState::Ended => None,
             };
-            let request = json!({"user_id": user_id, "change_id": event.id, "plan": plan});
+            let named = plan.as_deref().unwrap_or(app.config.catalogue.default_plan());
+            let request = json!({"user_id": user_id, "change_id": event.id, "plan": named});
             let request = serde_json::from_value(request).map_err(|e| ApiError::invalid(e.to_string()))?;
             let command = SubscriptionEvent {
                 change: ChangePlan::parse(request)?,
                 subscription_id: subscription_id.clone(),
                 event_id: event.id.clone(),
                 created: event.created,
-                ended,
-                ending,
+                plan,
             };
             let reply = execute(app, &command).await?;
             let ignored = serde_json::from_str::<Value>(reply.body()).is_ok_and(|body| body["ignored"] == true);

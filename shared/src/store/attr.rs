@@ -84,7 +84,7 @@ pub const FEATURE: &str = "feature";
 pub const REFUSED: &str = "refused";
 pub const LAST_CREATED: &str = "last_created";
 pub const LAST_EVENT: &str = "last_event";
-pub const SUBSCRIPTION_ID: &str = "subscription_id";
+pub const SUBSCRIPTIONS: &str = "subscriptions";
 
 // Outbox emails (`status` as above: pending, sent or failed).
 pub const EMAIL_ID: &str = "email_id";

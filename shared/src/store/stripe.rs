@@ -1,13 +1,14 @@
 //! What the Stripe webhook remembers between events: which user a payment
 //! intent belongs to (refunds and disputes name only the payment) and, where
 //! its checkout was refused, why; the last applied event of each
-//! subscription (events may arrive out of order); and which subscription
-//! each user's plan came from (a user may end one and start another).
+//! subscription (events may arrive out of order); and each user's active
+//! subscriptions with their plans (a user may hold several, or replace one).
 
-use super::attr::{KIND, LAST_CREATED, PK, REFUSED, SUBSCRIPTION_ID, USER_ID};
+use super::attr::{KIND, LAST_CREATED, PK, REFUSED, SUBSCRIPTIONS, USER_ID, VERSION};
 use super::items::{get_n, get_s};
 use super::keys::{payment_key, s, Item};
 use super::{classify, Store, StoreError};
+use std::collections::BTreeMap;
 
 /// What the webhook knows of a subscription and of its user, read with an
 /// event of that subscription (and written back in its transaction, see
@@ -16,8 +17,10 @@ use super::{classify, Store, StoreError};
 pub struct SubscriptionFacts {
     /// The `created` of the subscription's latest applied event, if one was.
     pub last_created: Option<i64>,
-    /// The subscription the user's plan last came from, if one did.
-    pub users_subscription: Option<String>,
+    /// The user's active subscriptions, each with the plan its price maps to.
+    pub active: BTreeMap<String, String>,
+    /// The version of the user's record, as read; `None` where there is none yet.
+    pub version: Option<i64>,
 }
 
 /// Decodes the subscription's item and its user's, either of them missing.
@@ -25,12 +28,19 @@ pub(crate) fn decode_subscription(
     subscription: Option<&Item>,
     user: Option<&Item>,
 ) -> Result<SubscriptionFacts, StoreError> {
+    let mut active = BTreeMap::new();
+    if let Some(map) = user.and_then(|item| item.get(SUBSCRIPTIONS)) {
+        let map = map.as_m().map_err(|_| StoreError::Corrupt(format!("{SUBSCRIPTIONS} is not a map")))?;
+        for (subscription, plan) in map {
+            let plan =
+                plan.as_s().map_err(|_| StoreError::Corrupt(format!("{SUBSCRIPTIONS}: a plan is not a string")))?;
+            active.insert(subscription.clone(), plan.clone());
+        }
+    }
     Ok(SubscriptionFacts {
         last_created: subscription.map(|item| get_n(item, LAST_CREATED)).transpose()?,
-        users_subscription: match user {
-            Some(item) if item.contains_key(SUBSCRIPTION_ID) => Some(get_s(item, SUBSCRIPTION_ID)?.to_owned()),
-            _ => None,
-        },
+        active,
+        version: user.map(|item| get_n(item, VERSION)).transpose()?,
     })
 }
 

@@ -39,8 +39,8 @@ pub enum Write {
     CloseHold(Hold),
     /// A Stripe subscription's event applied: recorded as the
     /// subscription's latest, on the condition that no later one was; and the
-    /// user's plan recorded as coming from it or, where it `ended`, from none,
-    /// on the condition that what that record said is still what was read.
+    /// user's active subscriptions as they are now, on the condition that
+    /// their record is still at the version read.
     Subscription {
         /// The subscription.
         subscription_id: String,
@@ -50,10 +50,10 @@ pub enum Write {
         created: i64,
         /// The event.
         event_id: String,
-        /// Whether the subscription ended.
-        ended: bool,
-        /// The subscription the user's plan came from, as read.
-        users_subscription: Option<String>,
+        /// The user's active subscriptions and their plans, after the event.
+        active: std::collections::BTreeMap<String, String>,
+        /// The version of the user's record, as read (`None`: none yet).
+        version: Option<i64>,
     },
     /// Credits of a purchase reversed, counted on its record, on the
     /// condition that the count is still what was read.
@@ -196,9 +196,9 @@ impl Tx {
             Write::CountReversal { user_id, payment_id, before, after } => {
                 self.count_reversal(user_id, payment_id, *before, *after)
             }
-            Write::Subscription { subscription_id, user_id, created, event_id, ended, users_subscription } => {
+            Write::Subscription { subscription_id, user_id, created, event_id, active, version } => {
                 self.subscription(subscription_id, *created, event_id);
-                self.users_subscription(user_id, subscription_id, *ended, users_subscription.as_deref());
+                self.users_subscriptions(user_id, active, *version);
             }
         }
     }
@@ -369,23 +369,25 @@ impl Tx {
         self.update(update, Role::Subscription);
     }
 
-    fn users_subscription(&mut self, user_id: &str, subscription_id: &str, ended: bool, read: Option<&str>) {
-        let mut update = Update::builder()
+    fn users_subscriptions(
+        &mut self,
+        user_id: &str,
+        active: &std::collections::BTreeMap<String, String>,
+        read: Option<i64>,
+    ) {
+        let map = active.iter().map(|(subscription, plan)| (subscription.clone(), s(plan))).collect();
+        let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(stripe_user_key(user_id)))
-            .expression_attribute_values(":kind", s("stripe_user"));
-        update = match read {
-            Some(read) => update
-                .condition_expression(format!("{SUBSCRIPTION_ID} = :read"))
-                .expression_attribute_values(":read", s(read)),
-            None => update.condition_expression(format!("attribute_not_exists({SUBSCRIPTION_ID})")),
-        };
-        update = if ended {
-            update.update_expression(format!("SET {KIND} = :kind REMOVE {SUBSCRIPTION_ID}"))
-        } else {
-            update
-                .update_expression(format!("SET {KIND} = :kind, {SUBSCRIPTION_ID} = :subscription"))
-                .expression_attribute_values(":subscription", s(subscription_id))
+            .update_expression(format!("SET {KIND} = :kind, {SUBSCRIPTIONS} = :active, {VERSION} = :next"))
+            .expression_attribute_values(":kind", s("stripe_user"))
+            .expression_attribute_values(":active", AttributeValue::M(map))
+            .expression_attribute_values(":next", n(read.unwrap_or(0) + 1));
+        let update = match read {
+            Some(version) => update
+                .condition_expression(format!("{VERSION} = :read"))
+                .expression_attribute_values(":read", n(version)),
+            None => update.condition_expression(format!("attribute_not_exists({VERSION})")),
         };
         self.update(update.build(), Role::Subscription);
     }
