@@ -129,13 +129,14 @@ pub enum Action {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SubscriptionState {
     /// Active or trialing (set to cancel or not: it is active until it
-    /// ends), on the plan its price maps to.
+    /// ends), on a price `STRIPE_PRICE_PLANS` maps to a plan.
     Active {
-        /// The plan.
+        /// The price.
+        price: String,
+        /// The plan it maps to.
         plan: String,
     },
-    /// Deleted, or `canceled`, `unpaid`, `paused` or `incomplete_expired`:
-    /// the user goes back to the catalogue's default plan.
+    /// Deleted, or `canceled`, `unpaid`, `paused` or `incomplete_expired`.
     Ended,
 }
 
@@ -215,7 +216,7 @@ fn subscription(sub: &Value, price_plans: &BTreeMap<String, String>) -> Action {
             let Some(plan) = price_plans.get(&price) else {
                 return Action::Ignore(format!("price {price:?} is not in STRIPE_PRICE_PLANS"));
             };
-            SubscriptionState::Active { plan: plan.clone() }
+            SubscriptionState::Active { plan: plan.clone(), price }
         }
         Some("canceled" | "unpaid" | "paused" | "incomplete_expired") => SubscriptionState::Ended,
         // `incomplete` (its first payment pending) and `past_due` (Stripe
@@ -306,7 +307,8 @@ mod tests {
         let subscription =
             |state| Action::Subscription { subscription_id: "sub_1".into(), user_id: "alice".into(), state };
         for status in ["active", "trialing"] {
-            assert_eq!(read(sub(status)), subscription(SubscriptionState::Active { plan: "pro".into() }), "{status}");
+            let active = SubscriptionState::Active { price: "price_pro".into(), plan: "pro".into() };
+            assert_eq!(read(sub(status)), subscription(active), "{status}");
         }
         for status in ["canceled", "unpaid", "paused", "incomplete_expired"] {
             assert_eq!(read(sub(status)), subscription(SubscriptionState::Ended), "{status}");

@@ -288,6 +288,18 @@ async fn a_deleted_subscription_moves_the_user_to_the_default_plan_and_older_upd
         );
     }
     assert_eq!(plan_of(&app, &user).await, "free");
+    // Another one cancelled before its activation was delivered (Stripe retrying it): the end
+    // comes first and sets no plan, and the activation, older, then changes nothing either.
+    let other = unique("sub");
+    let early_end =
+        subscription_event("customer.subscription.deleted", &other, &user, "price_1QcProMonthly", "canceled", 3_000);
+    let e = deliver(&app, &early_end).await;
+    assert_eq!((e.json["applied"].as_bool(), e.json["action"].as_str()), (Some(false), Some("ignored")), "{}", e.text);
+    let created =
+        subscription_event("customer.subscription.created", &other, &user, "price_1QcProMonthly", "active", 2_900);
+    let c = deliver(&app, &created).await;
+    assert_eq!((c.json["applied"].as_bool(), c.json["action"].as_str()), (Some(false), Some("ignored")), "{}", c.text);
+    assert_eq!(plan_of(&app, &user).await, "free");
     assert_ledger_explains_balance(&app, &user).await;
 }
 
@@ -340,6 +352,23 @@ async fn a_user_with_several_subscriptions_gets_the_best_plan_among_the_active_o
     assert_eq!(unpaid.json["result"]["account"]["plan"], "free", "{}", unpaid.text);
     assert_eq!(plan_of(&app, &user).await, "free");
     assert_ledger_explains_balance(&app, &user).await;
+}
+
+#[tokio::test]
+async fn the_other_subscriptions_prices_are_read_through_todays_price_map() {
+    let app = app().await;
+    let (user, _) = new_user(&app, "free").await;
+    let (a, b) = (unique("sub"), unique("sub"));
+    deliver(&app, &subscription_update(&a, &user, "price_1QcProMonthly", 1_000)).await;
+    deliver(&app, &subscription_update(&b, &user, "price_1QcBusinessMonthly", 1_100)).await;
+    assert_eq!(plan_of(&app, &user).await, "business");
+    // The deployer maps the pro price to basic from now on; b ends: a counts as basic, not pro.
+    let mut remapped = settings();
+    remapped.price_plans.insert("price_1QcProMonthly".into(), "basic".into());
+    let end =
+        subscription_event("customer.subscription.deleted", &b, &user, "price_1QcBusinessMonthly", "canceled", 2_000);
+    let a_end = answer(stripe_webhook::handle(&app, &remapped, request(&signed(&end))).await.expect("handled"));
+    assert_eq!(a_end.json["result"]["account"]["plan"], "basic", "{}", a_end.text);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

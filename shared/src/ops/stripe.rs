@@ -137,40 +137,55 @@ struct SubscriptionEvent {
     subscription_id: String,
     event_id: String,
     created: i64,
-    /// The plan its price maps to; `None` where it ended.
-    plan: Option<String>,
+    /// Its price (one `STRIPE_PRICE_PLANS` maps); `None` where it ended.
+    price: Option<String>,
+    /// `STRIPE_PRICE_PLANS`: the user's other subscriptions' prices are
+    /// resolved through today's map, not the one their events came under.
+    price_plans: BTreeMap<String, String>,
+}
+
+/// What a subscription's event does.
+enum Outcome {
+    /// Nothing, and why; `seen`: it is still recorded as the subscription's
+    /// latest event, so that its older events, delivered later, change
+    /// nothing either.
+    Ignored { why: String, seen: bool },
+    /// The user's active subscriptions with their prices afterwards, the
+    /// plan change they make, and the prices among them that no longer map
+    /// to a plan of the catalogue.
+    Apply { active: BTreeMap<String, String>, change: ChangePlan, unmapped: Vec<String> },
 }
 
 impl SubscriptionEvent {
-    /// The user's active subscriptions after this event, and the plan they
-    /// give the user; or why the event changes nothing.
-    fn outcome(
-        &self,
-        facts: &SubscriptionFacts,
-        catalogue: &Catalogue,
-    ) -> Result<(BTreeMap<String, String>, ChangePlan), String> {
+    fn outcome(&self, facts: &SubscriptionFacts, catalogue: &Catalogue) -> Outcome {
         if facts.last_created.is_some_and(|last| last > self.created) {
-            return Err("a newer event of this subscription was applied already".to_owned());
+            let why = "a newer event of this subscription was applied already".to_owned();
+            return Outcome::Ignored { why, seen: false };
         }
         let mut active = facts.active.clone();
-        match &self.plan {
-            Some(plan) => {
-                active.insert(self.subscription_id.clone(), plan.clone());
+        match &self.price {
+            Some(price) => {
+                active.insert(self.subscription_id.clone(), price.clone());
             }
             // Not active and never applied (its first payment failed, say):
             // it gave the user no plan, so its end takes none away.
             None if active.remove(&self.subscription_id).is_none() && facts.last_created.is_none() => {
-                return Err("this subscription never set the user's plan".to_owned());
+                let why = "this subscription never set the user's plan".to_owned();
+                return Outcome::Ignored { why, seen: true };
             }
             None => {}
         }
-        let plan = active
-            .values()
-            .filter_map(|name| catalogue.plan(name))
-            .max_by_key(|plan| plan.rank)
-            .map_or(catalogue.default_plan(), |plan| plan.name.as_str());
-        let change = self.change.to_plan(plan);
-        Ok((active, change))
+        let mut unmapped = Vec::new();
+        let mut best: Option<&crate::plans::Plan> = None;
+        for price in active.values() {
+            match self.price_plans.get(price).and_then(|name| catalogue.plan(name)) {
+                Some(plan) if best.is_none_or(|b| plan.rank > b.rank) => best = Some(plan),
+                Some(_) => {}
+                None => unmapped.push(price.clone()),
+            }
+        }
+        let plan = best.map_or(catalogue.default_plan(), |plan| plan.name.as_str());
+        Outcome::Apply { change: self.change.to_plan(plan), active, unmapped }
     }
 }
 
@@ -197,30 +212,37 @@ impl Command for SubscriptionEvent {
 
     fn related(&self, snapshot: &Snapshot, ctx: &Ctx<'_>) -> Result<Vec<String>, ApiError> {
         match self.outcome(&snapshot.subscription.clone().unwrap_or_default(), ctx.catalogue()) {
-            Ok((_, change)) => change.related(snapshot, ctx),
-            Err(_) => Ok(Vec::new()),
+            Outcome::Apply { change, .. } => change.related(snapshot, ctx),
+            Outcome::Ignored { .. } => Ok(Vec::new()),
         }
     }
 
     fn decide(&self, snapshot: &Snapshot, ctx: &Ctx<'_>) -> Result<Effect, ApiError> {
         let facts = snapshot.subscription.clone().unwrap_or_default();
-        let (active, change) = match self.outcome(&facts, ctx.catalogue()) {
-            Ok(outcome) => outcome,
-            Err(why) => {
-                let body = to_json(&json!({"ignored": true, "note": why}))?;
-                return Ok(Effect { reply: Reply::Ok(body), writes: Vec::new(), emails: Vec::new() });
-            }
-        };
-        let mut effect = change.decide(snapshot, ctx)?;
-        effect.writes.push(Write::Subscription {
+        let seen = |active| Write::Subscription {
             subscription_id: self.subscription_id.clone(),
             user_id: self.change.user().to_string(),
             created: self.created,
             event_id: self.event_id.clone(),
             active,
             version: facts.version,
-        });
-        Ok(effect)
+        };
+        match self.outcome(&facts, ctx.catalogue()) {
+            Outcome::Ignored { why, seen: recorded } => {
+                let body = to_json(&json!({"ignored": true, "note": why}))?;
+                let writes = if recorded { vec![seen(None)] } else { Vec::new() };
+                Ok(Effect { reply: Reply::Ok(body), writes, emails: Vec::new() })
+            }
+            Outcome::Apply { active, change, unmapped } => {
+                if !unmapped.is_empty() {
+                    tracing::warn!(user = %self.change.user().redacted(), prices = ?unmapped,
+                        "active Stripe subscriptions whose price no longer maps to a plan (STRIPE_PRICE_PLANS) are left out of the user's plan");
+                }
+                let mut effect = change.decide(snapshot, ctx)?;
+                effect.writes.push(seen(Some(active)));
+                Ok(effect)
+            }
+        }
     }
 }
 
@@ -233,7 +255,7 @@ fn key(id: &str, field: &str) -> Result<Key, ApiError> {
 }
 
 /// What an event did: the service's answer to the request it became.
-async fn apply(app: &App, event: &Event) -> Result<(&'static str, Reply), ApiError> {
+async fn apply(app: &App, stripe: &StripeSettings, event: &Event) -> Result<(&'static str, Reply), ApiError> {
     match &event.action {
         Action::Purchase { user_id, payment_intent, amount_cents, currency } => {
             app.store.remember_payment(payment_intent, user_id).await?.map_err(ApiError::invalid)?;
@@ -278,11 +300,10 @@ async fn apply(app: &App, event: &Event) -> Result<(&'static str, Reply), ApiErr
             reversal(execute(app, &reversal_of).await, &owner, payment_intent)
         }
         Action::Subscription { subscription_id, user_id, state } => {
-            let plan = match state {
-                SubscriptionState::Active { plan } => Some(plan.clone()),
-                SubscriptionState::Ended => None,
+            let (price, named) = match state {
+                SubscriptionState::Active { price, plan } => (Some(price.clone()), plan.as_str()),
+                SubscriptionState::Ended => (None, app.config.catalogue.default_plan()),
             };
-            let named = plan.as_deref().unwrap_or(app.config.catalogue.default_plan());
             let request = json!({"user_id": user_id, "change_id": event.id, "plan": named});
             let request = serde_json::from_value(request).map_err(|e| ApiError::invalid(e.to_string()))?;
             let command = SubscriptionEvent {
@@ -290,7 +311,8 @@ async fn apply(app: &App, event: &Event) -> Result<(&'static str, Reply), ApiErr
                 subscription_id: subscription_id.clone(),
                 event_id: event.id.clone(),
                 created: event.created,
-                plan,
+                price,
+                price_plans: stripe.price_plans.clone(),
             };
             let reply = execute(app, &command).await?;
             let ignored = serde_json::from_str::<Value>(reply.body()).is_ok_and(|body| body["ignored"] == true);
@@ -344,7 +366,7 @@ pub async fn webhook(
             &json!({"received": true, "event": event.id, "type": event.kind, "applied": applied, "action": action, "result": result}),
         )
     };
-    match apply(app, &event).await {
+    match apply(app, stripe, &event).await {
         Ok((action, reply)) => {
             let result = serde_json::from_str(reply.body()).unwrap_or(Value::Null);
             Ok(Reply::Ok(answer(action != "ignored", action, result)?))

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 pub struct SubscriptionFacts {
     /// The `created` of the subscription's latest applied event, if one was.
     pub last_created: Option<i64>,
-    /// The user's active subscriptions, each with the plan its price maps to.
+    /// The user's active subscriptions, each with its price.
     pub active: BTreeMap<String, String>,
     /// The version of the user's record, as read; `None` where there is none yet.
     pub version: Option<i64>,
@@ -31,16 +31,17 @@ pub(crate) fn decode_subscription(
     let mut active = BTreeMap::new();
     if let Some(map) = user.and_then(|item| item.get(SUBSCRIPTIONS)) {
         let map = map.as_m().map_err(|_| StoreError::Corrupt(format!("{SUBSCRIPTIONS} is not a map")))?;
-        for (subscription, plan) in map {
-            let plan =
-                plan.as_s().map_err(|_| StoreError::Corrupt(format!("{SUBSCRIPTIONS}: a plan is not a string")))?;
-            active.insert(subscription.clone(), plan.clone());
+        for (subscription, price) in map {
+            let price =
+                price.as_s().map_err(|_| StoreError::Corrupt(format!("{SUBSCRIPTIONS}: a price is not a string")))?;
+            active.insert(subscription.clone(), price.clone());
         }
     }
     Ok(SubscriptionFacts {
         last_created: subscription.map(|item| get_n(item, LAST_CREATED)).transpose()?,
         active,
-        version: user.map(|item| get_n(item, VERSION)).transpose()?,
+        // An item without a version was never written under one: as none.
+        version: user.filter(|item| item.contains_key(VERSION)).map(|item| get_n(item, VERSION)).transpose()?,
     })
 }
 

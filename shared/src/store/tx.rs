@@ -38,9 +38,9 @@ pub enum Write {
     /// it is still open.
     CloseHold(Hold),
     /// A Stripe subscription's event applied: recorded as the
-    /// subscription's latest, on the condition that no later one was; and the
-    /// user's active subscriptions as they are now, on the condition that
-    /// their record is still at the version read.
+    /// subscription's latest, on the condition that no later one was; and,
+    /// where it changes them, the user's active subscriptions as they are
+    /// now, on the condition that their record is still at the version read.
     Subscription {
         /// The subscription.
         subscription_id: String,
@@ -50,8 +50,9 @@ pub enum Write {
         created: i64,
         /// The event.
         event_id: String,
-        /// The user's active subscriptions and their plans, after the event.
-        active: std::collections::BTreeMap<String, String>,
+        /// The user's active subscriptions and their prices, after the event;
+        /// `None` where the event leaves them as they are.
+        active: Option<std::collections::BTreeMap<String, String>>,
         /// The version of the user's record, as read (`None`: none yet).
         version: Option<i64>,
     },
@@ -198,7 +199,9 @@ impl Tx {
             }
             Write::Subscription { subscription_id, user_id, created, event_id, active, version } => {
                 self.subscription(subscription_id, *created, event_id);
-                self.users_subscriptions(user_id, active, *version);
+                if let Some(active) = active {
+                    self.users_subscriptions(user_id, active, *version);
+                }
             }
         }
     }
@@ -375,7 +378,7 @@ impl Tx {
         active: &std::collections::BTreeMap<String, String>,
         read: Option<i64>,
     ) {
-        let map = active.iter().map(|(subscription, plan)| (subscription.clone(), s(plan))).collect();
+        let map = active.iter().map(|(subscription, price)| (subscription.clone(), s(price))).collect();
         let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(stripe_user_key(user_id)))
