@@ -129,15 +129,20 @@ pub enum Action {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SubscriptionState {
     /// Active or trialing (set to cancel or not: it is active until it
-    /// ends), on a price `STRIPE_PRICE_PLANS` maps to a plan.
+    /// ends), on a price.
     Active {
-        /// The price.
+        /// The first of its items' prices that `STRIPE_PRICE_PLANS` maps
+        /// (the first item's where none is).
         price: String,
-        /// The plan it maps to.
-        plan: String,
+        /// The plan it maps to, if it does.
+        plan: Option<String>,
     },
-    /// Deleted, or `canceled`, `unpaid`, `paused` or `incomplete_expired`.
-    Ended,
+    /// Not active: `unpaid` or `paused`, which may become active again, or
+    /// for good (`done`): deleted, `canceled`, `incomplete_expired`.
+    Ended {
+        /// Whether it can never become active again.
+        done: bool,
+    },
 }
 
 /// The event's id, type, creation time and the action it asks for.
@@ -212,13 +217,19 @@ fn subscription(sub: &Value, price_plans: &BTreeMap<String, String>) -> Action {
     };
     let state = match sub["status"].as_str() {
         Some("active" | "trialing") => {
-            let price = text(&sub["items"]["data"][0]["price"]["id"]).unwrap_or_default();
-            let Some(plan) = price_plans.get(&price) else {
-                return Action::Ignore(format!("price {price:?} is not in STRIPE_PRICE_PLANS"));
-            };
-            SubscriptionState::Active { plan: plan.clone(), price }
+            // A subscription may have several items (a base price and an
+            // add-on): the plan comes from the first one that maps to one.
+            let prices: Vec<String> = sub["items"]["data"]
+                .as_array()
+                .map(|items| items.iter().filter_map(|item| text(&item["price"]["id"])).collect())
+                .unwrap_or_default();
+            match prices.iter().find_map(|price| price_plans.get(price).map(|plan| (price, plan))) {
+                Some((price, plan)) => SubscriptionState::Active { price: price.clone(), plan: Some(plan.clone()) },
+                None => SubscriptionState::Active { price: prices.first().cloned().unwrap_or_default(), plan: None },
+            }
         }
-        Some("canceled" | "unpaid" | "paused" | "incomplete_expired") => SubscriptionState::Ended,
+        Some("unpaid" | "paused") => SubscriptionState::Ended { done: false },
+        Some("canceled" | "incomplete_expired") => SubscriptionState::Ended { done: true },
         // `incomplete` (its first payment pending) and `past_due` (Stripe
         // retrying a renewal) are not decided yet: the plan stays.
         other => return Action::Ignore(format!("a subscription whose status is {other:?}, not decided yet")),
@@ -307,21 +318,30 @@ mod tests {
         let subscription =
             |state| Action::Subscription { subscription_id: "sub_1".into(), user_id: "alice".into(), state };
         for status in ["active", "trialing"] {
-            let active = SubscriptionState::Active { price: "price_pro".into(), plan: "pro".into() };
+            let active = SubscriptionState::Active { price: "price_pro".into(), plan: Some("pro".into()) };
             assert_eq!(read(sub(status)), subscription(active), "{status}");
         }
-        for status in ["canceled", "unpaid", "paused", "incomplete_expired"] {
-            assert_eq!(read(sub(status)), subscription(SubscriptionState::Ended), "{status}");
+        for (status, done) in [("canceled", true), ("incomplete_expired", true), ("unpaid", false), ("paused", false)] {
+            assert_eq!(read(sub(status)), subscription(SubscriptionState::Ended { done }), "{status}");
         }
         let mut deleted = sub("canceled");
         deleted["type"] = serde_json::json!("customer.subscription.deleted");
-        assert_eq!(read(deleted), subscription(SubscriptionState::Ended));
+        assert_eq!(read(deleted), subscription(SubscriptionState::Ended { done: true }));
         for status in ["past_due", "incomplete"] {
             assert!(matches!(read(sub(status)), Action::Ignore(_)), "{status}");
         }
+        // The first item whose price maps gives the plan; with none, the first item's price, unmapped.
+        let mut add_on = sub("active");
+        add_on["data"]["object"]["items"]["data"] =
+            serde_json::json!([{"price": {"id": "price_seats"}}, {"price": {"id": "price_pro"}}]);
+        let active = SubscriptionState::Active { price: "price_pro".into(), plan: Some("pro".into()) };
+        assert_eq!(read(add_on), subscription(active));
         let mut unknown_price = sub("active");
         unknown_price["data"]["object"]["items"]["data"][0]["price"]["id"] = serde_json::json!("price_x");
-        assert!(matches!(read(unknown_price), Action::Ignore(_)));
+        assert_eq!(
+            read(unknown_price),
+            subscription(SubscriptionState::Active { price: "price_x".into(), plan: None })
+        );
         let other = serde_json::json!({"id": "evt_5", "type": "invoice.paid", "created": 1, "data": {"object": {}}});
         assert!(matches!(read(other), Action::Ignore(_)));
         assert!(read_event(b"[]", &BTreeMap::new()).is_err());

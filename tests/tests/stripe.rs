@@ -196,8 +196,32 @@ async fn subscription_updates_change_the_plan_and_an_older_one_is_ignored() {
         (Some("plan_change"), a.json["result"].clone())
     );
     assert_eq!(account_event(&app, &user_event("balance.json", Some(&user), "")).await.json["plan"], "business");
+    // Moved to a price STRIPE_PRICE_PLANS does not map: it counts for no plan (the user does not
+    // keep business for a price that is not), and the deployer is told.
+    let logs = capture_logs();
     let unknown = deliver(&app, &update("price_unknown", 3_000)).await;
-    assert_eq!((unknown.status, unknown.json["applied"].as_bool()), (200, Some(false)));
+    assert_eq!(
+        (unknown.status, unknown.json["result"]["account"]["plan"].as_str()),
+        (200, Some("free")),
+        "{}",
+        unknown.text
+    );
+    assert!(logs.at_level("ERROR").iter().any(|l| l["price"] == "price_unknown"), "an error names the price");
+}
+
+#[tokio::test]
+async fn an_end_for_good_outranks_an_activation_of_the_same_second() {
+    let app = app().await;
+    let (user, _) = new_user(&app, "free").await;
+    let sub = unique("sub");
+    let end =
+        subscription_event("customer.subscription.deleted", &sub, &user, "price_1QcProMonthly", "canceled", 5_000);
+    assert_eq!(deliver(&app, &end).await.json["action"], "ignored");
+    let same_second =
+        subscription_event("customer.subscription.created", &sub, &user, "price_1QcProMonthly", "active", 5_000);
+    let a = deliver(&app, &same_second).await;
+    assert_eq!((a.json["applied"].as_bool(), a.json["action"].as_str()), (Some(false), Some("ignored")), "{}", a.text);
+    assert_eq!(plan_of(&app, &user).await, "free");
 }
 
 #[tokio::test]

@@ -137,8 +137,10 @@ struct SubscriptionEvent {
     subscription_id: String,
     event_id: String,
     created: i64,
-    /// Its price (one `STRIPE_PRICE_PLANS` maps); `None` where it ended.
+    /// Its price; `None` where it is not active.
     price: Option<String>,
+    /// Whether it ended for good.
+    done: bool,
     /// `STRIPE_PRICE_PLANS`: the user's other subscriptions' prices are
     /// resolved through today's map, not the one their events came under.
     price_plans: BTreeMap<String, String>,
@@ -158,6 +160,10 @@ enum Outcome {
 
 impl SubscriptionEvent {
     fn outcome(&self, facts: &SubscriptionFacts, catalogue: &Catalogue) -> Outcome {
+        if facts.done {
+            let why = "this subscription has ended for good".to_owned();
+            return Outcome::Ignored { why, seen: false };
+        }
         if facts.last_created.is_some_and(|last| last > self.created) {
             let why = "a newer event of this subscription was applied already".to_owned();
             return Outcome::Ignored { why, seen: false };
@@ -224,6 +230,8 @@ impl Command for SubscriptionEvent {
             user_id: self.change.user().to_string(),
             created: self.created,
             event_id: self.event_id.clone(),
+            last_created: facts.last_created,
+            done: self.done,
             active,
             version: facts.version,
         };
@@ -300,9 +308,16 @@ async fn apply(app: &App, stripe: &StripeSettings, event: &Event) -> Result<(&'s
             reversal(execute(app, &reversal_of).await, &owner, payment_intent)
         }
         Action::Subscription { subscription_id, user_id, state } => {
-            let (price, named) = match state {
-                SubscriptionState::Active { price, plan } => (Some(price.clone()), plan.as_str()),
-                SubscriptionState::Ended => (None, app.config.catalogue.default_plan()),
+            let (price, named, done) = match state {
+                SubscriptionState::Active { price, plan: Some(plan) } => (Some(price.clone()), plan.as_str(), false),
+                // Counted, for no plan: a paying user would otherwise keep
+                // the plan of the price they left. The deployer must map it.
+                SubscriptionState::Active { price, plan: None } => {
+                    tracing::error!(event = %event.id, price = %price,
+                        "Stripe subscription on a price STRIPE_PRICE_PLANS does not map: it counts for no plan");
+                    (Some(price.clone()), price.as_str(), false)
+                }
+                SubscriptionState::Ended { done } => (None, app.config.catalogue.default_plan(), *done),
             };
             let request = json!({"user_id": user_id, "change_id": event.id, "plan": named});
             let request = serde_json::from_value(request).map_err(|e| ApiError::invalid(e.to_string()))?;
@@ -312,6 +327,7 @@ async fn apply(app: &App, stripe: &StripeSettings, event: &Event) -> Result<(&'s
                 event_id: event.id.clone(),
                 created: event.created,
                 price,
+                done,
                 price_plans: stripe.price_plans.clone(),
             };
             let reply = execute(app, &command).await?;

@@ -85,6 +85,7 @@ pub const REFUSED: &str = "refused";
 pub const LAST_CREATED: &str = "last_created";
 pub const LAST_EVENT: &str = "last_event";
 pub const SUBSCRIPTIONS: &str = "subscriptions";
+pub const ENDED_FOR_GOOD: &str = "ended";
 
 // Outbox emails (`status` as above: pending, sent or failed).
 pub const EMAIL_ID: &str = "email_id";

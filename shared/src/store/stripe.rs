@@ -4,7 +4,7 @@
 //! subscription (events may arrive out of order); and each user's active
 //! subscriptions with their plans (a user may hold several, or replace one).
 
-use super::attr::{KIND, LAST_CREATED, PK, REFUSED, SUBSCRIPTIONS, USER_ID, VERSION};
+use super::attr::{ENDED_FOR_GOOD, KIND, LAST_CREATED, PK, REFUSED, SUBSCRIPTIONS, USER_ID, VERSION};
 use super::items::{get_n, get_s};
 use super::keys::{payment_key, s, Item};
 use super::{classify, Store, StoreError};
@@ -17,6 +17,9 @@ use std::collections::BTreeMap;
 pub struct SubscriptionFacts {
     /// The `created` of the subscription's latest applied event, if one was.
     pub last_created: Option<i64>,
+    /// Whether it ended for good (deleted, canceled): none of its events
+    /// changes anything any more.
+    pub done: bool,
     /// The user's active subscriptions, each with its price.
     pub active: BTreeMap<String, String>,
     /// The version of the user's record, as read; `None` where there is none yet.
@@ -39,6 +42,7 @@ pub(crate) fn decode_subscription(
     }
     Ok(SubscriptionFacts {
         last_created: subscription.map(|item| get_n(item, LAST_CREATED)).transpose()?,
+        done: subscription.and_then(|item| item.get(ENDED_FOR_GOOD)).is_some_and(|v| v.as_bool().is_ok_and(|b| *b)),
         active,
         // An item without a version was never written under one: as none.
         version: user.filter(|item| item.contains_key(VERSION)).map(|item| get_n(item, VERSION)).transpose()?,

@@ -38,7 +38,8 @@ pub enum Write {
     /// it is still open.
     CloseHold(Hold),
     /// A Stripe subscription's event applied: recorded as the
-    /// subscription's latest, on the condition that no later one was; and,
+    /// subscription's latest (and its end for good, if it is), on the
+    /// condition that its record is still as read; and,
     /// where it changes them, the user's active subscriptions as they are
     /// now, on the condition that their record is still at the version read.
     Subscription {
@@ -50,6 +51,10 @@ pub enum Write {
         created: i64,
         /// The event.
         event_id: String,
+        /// The `created` of the subscription's latest event, as read.
+        last_created: Option<i64>,
+        /// Whether the subscription ended for good.
+        done: bool,
         /// The user's active subscriptions and their prices, after the event;
         /// `None` where the event leaves them as they are.
         active: Option<std::collections::BTreeMap<String, String>>,
@@ -197,8 +202,17 @@ impl Tx {
             Write::CountReversal { user_id, payment_id, before, after } => {
                 self.count_reversal(user_id, payment_id, *before, *after)
             }
-            Write::Subscription { subscription_id, user_id, created, event_id, active, version } => {
-                self.subscription(subscription_id, *created, event_id);
+            Write::Subscription {
+                subscription_id,
+                user_id,
+                created,
+                event_id,
+                last_created,
+                done,
+                active,
+                version,
+            } => {
+                self.subscription(subscription_id, *created, event_id, *last_created, *done);
                 if let Some(active) = active {
                     self.users_subscriptions(user_id, active, *version);
                 }
@@ -359,17 +373,29 @@ impl Tx {
         self.update(update, Role::Purchase);
     }
 
-    fn subscription(&mut self, subscription_id: &str, created: i64, event_id: &str) {
+    fn subscription(&mut self, subscription_id: &str, created: i64, event_id: &str, read: Option<i64>, done: bool) {
+        let mut sets = format!("SET {KIND} = :kind, {LAST_CREATED} = :created, {LAST_EVENT} = :event");
+        if done {
+            sets.push_str(&format!(", {ENDED_FOR_GOOD} = :done"));
+        }
         let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(subscription_key(subscription_id)))
-            .update_expression(format!("SET {KIND} = :kind, {LAST_CREATED} = :created, {LAST_EVENT} = :event"))
-            .condition_expression(format!("attribute_not_exists({PK}) OR {LAST_CREATED} <= :created"))
+            .update_expression(sets)
             .expression_attribute_values(":kind", s("stripe_subscription"))
             .expression_attribute_values(":created", n(created))
-            .expression_attribute_values(":event", s(event_id))
-            .build();
-        self.update(update, Role::Subscription);
+            .expression_attribute_values(":event", s(event_id));
+        let update =
+            if done { update.expression_attribute_values(":done", AttributeValue::Bool(true)) } else { update };
+        // Exactly what was decided on: an event of the same subscription
+        // committed meanwhile sends this one back to be decided again.
+        let update = match read {
+            Some(last) => update
+                .condition_expression(format!("{LAST_CREATED} = :read AND attribute_not_exists({ENDED_FOR_GOOD})"))
+                .expression_attribute_values(":read", n(last)),
+            None => update.condition_expression(format!("attribute_not_exists({PK})")),
+        };
+        self.update(update.build(), Role::Subscription);
     }
 
     fn users_subscriptions(
