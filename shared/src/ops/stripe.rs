@@ -121,14 +121,15 @@ impl Command for Refund {
 }
 
 /// A subscription's event. The webhook keeps each user's active
-/// subscriptions with their plans; the event updates its own entry (its plan,
-/// or gone where it ended), and the user's plan becomes the highest-ranked
-/// of the plans left, or the catalogue's default plan where none is. So the
-/// order in which a user's subscriptions report does not matter, only each
-/// one's own order: an event older than one of its subscription already
-/// applied, or the end of a subscription that never set a plan, changes
-/// nothing. All of it is decided on one read and committed in the plan
-/// change's own transaction, and the answer is the event's record:
+/// subscriptions with their prices; the event updates its own entry (its
+/// price, or gone where it ended), and the user's plan becomes the
+/// highest-ranked of the plans those prices map to today, or the catalogue's
+/// default plan where none does. So the order in which a user's
+/// subscriptions report does not matter, only each one's own order: an
+/// event older than one of its subscription already applied, any event of
+/// one that ended for good, or the end of a subscription that never set a
+/// plan, changes nothing. All of it is decided on one read and committed in
+/// the plan change's own transaction, and the answer is the event's record:
 /// delivered again, it replays.
 struct SubscriptionEvent {
     /// The change the event names (its price's plan, or the default plan
