@@ -143,59 +143,50 @@ fn bonus_note(bonus: i64, debt_repaid: i64) -> String {
     }
 }
 
-/// What a signup bonus email says.
-pub struct SignupBonus<'a> {
+/// A referral bonus paid: what both bonus emails say.
+pub struct BonusPaid<'a> {
     /// The referrer, who gets the email.
     pub referrer: &'a str,
-    /// The user who signed up with the referrer's code.
-    pub new_user: &'a str,
+    /// The referred user whose signup or upgrade paid it.
+    pub referred: &'a str,
     /// The bonus paid.
     pub bonus: i64,
     /// The part of it that repaid a debt rather than reaching the bonus bucket.
     pub debt_repaid: i64,
     /// The referrer's balance after the bonus.
     pub balance: Balance,
+}
+
+impl BonusPaid<'_> {
+    fn values(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("bonus", thousands(self.bonus)),
+            ("debt_repaid", thousands(self.debt_repaid)),
+            ("bonus_note", bonus_note(self.bonus, self.debt_repaid)),
+            ("balance", thousands(self.balance.total())),
+        ]
+    }
 }
 
 /// The referrer's email for a rewarded signup.
-pub fn referral_signup_bonus(letters: &Letters, b: &SignupBonus<'_>, to: &str, at: Time) -> OutboxEmail {
-    let values = vec![
-        ("bonus", thousands(b.bonus)),
-        ("debt_repaid", thousands(b.debt_repaid)),
-        ("bonus_note", bonus_note(b.bonus, b.debt_repaid)),
-        ("balance", thousands(b.balance.total())),
-    ];
-    write(letters, EmailKind::ReferralSignupBonus, &[b.new_user], b.referrer, to, values, at)
+pub fn referral_signup_bonus(letters: &Letters, paid: &BonusPaid<'_>, to: &str, at: Time) -> OutboxEmail {
+    let ids = [paid.referred];
+    write(letters, EmailKind::ReferralSignupBonus, &ids, paid.referrer, to, paid.values(), at)
 }
 
-/// What an upgrade bonus email says.
-pub struct UpgradeBonus<'a> {
-    /// The referrer, who gets the email.
-    pub referrer: &'a str,
-    /// The referred user who upgraded.
-    pub user_id: &'a str,
-    /// The plan change's key.
-    pub change_id: &'a str,
-    /// The bonus paid.
-    pub bonus: i64,
-    /// The part of it that repaid a debt rather than reaching the bonus bucket.
-    pub debt_repaid: i64,
-    /// The plan upgraded to.
-    pub plan: &'a str,
-    /// The referrer's balance after the bonus.
-    pub balance: Balance,
-}
-
-/// The referrer's email for a referred user's upgrade.
-pub fn referral_upgrade_bonus(letters: &Letters, u: &UpgradeBonus<'_>, to: &str, at: Time) -> OutboxEmail {
-    let values = vec![
-        ("bonus", thousands(u.bonus)),
-        ("plan", u.plan.to_owned()),
-        ("debt_repaid", thousands(u.debt_repaid)),
-        ("bonus_note", bonus_note(u.bonus, u.debt_repaid)),
-        ("balance", thousands(u.balance.total())),
-    ];
-    write(letters, EmailKind::ReferralUpgradeBonus, &[u.user_id, u.change_id], u.referrer, to, values, at)
+/// The referrer's email for a referred user's upgrade (to `plan`, by the
+/// plan change `change_id`).
+pub fn referral_upgrade_bonus(
+    letters: &Letters,
+    paid: &BonusPaid<'_>,
+    change_id: &str,
+    plan: &str,
+    to: &str,
+    at: Time,
+) -> OutboxEmail {
+    let mut values = paid.values();
+    values.push(("plan", plan.to_owned()));
+    write(letters, EmailKind::ReferralUpgradeBonus, &[paid.referred, change_id], paid.referrer, to, values, at)
 }
 
 /// What a purchase receipt shows.

@@ -5,7 +5,7 @@ use super::command::{Command, Ctx, Effect, Snapshot};
 use super::execute::execute;
 use crate::account::{Account, AccountView, Entries};
 use crate::balance::Bucket;
-use crate::email::{referral_upgrade_bonus, UpgradeBonus};
+use crate::email::{referral_upgrade_bonus, BonusPaid};
 use crate::http::{record_user, to_json, ApiError, Reply};
 use crate::idempotency::{Canonical, Route};
 use crate::ledger::EntryKind;
@@ -139,16 +139,15 @@ impl Command for ChangePlan {
             let mut change = entries.finish();
             change.rewarded_credits = outcome.bonus;
             writes.push(Write::Change(change));
-            let bonus = UpgradeBonus {
+            let paid = BonusPaid {
                 referrer: &referrer.user_id,
-                user_id: self.user.as_str(),
-                change_id: self.change_id.as_str(),
+                referred: self.user.as_str(),
                 bonus: outcome.bonus,
                 debt_repaid: -credited.debt,
-                plan: &plan.name,
                 balance,
             };
-            emails.push(referral_upgrade_bonus(ctx.letters(), &bonus, &referrer.email, ctx.now));
+            let change_id = self.change_id.as_str();
+            emails.push(referral_upgrade_bonus(ctx.letters(), &paid, change_id, &plan.name, &referrer.email, ctx.now));
         }
         let body = to_json(&Changed {
             account: after.view(),

@@ -13,7 +13,7 @@ use super::execute::execute;
 use crate::account::{Account, AccountView, Entries};
 use crate::balance::{Balance, Bucket, Delta};
 use crate::cycle::{now, parse_time, Cycle, Time};
-use crate::email::{referral_signup_bonus, SignupBonus};
+use crate::email::{referral_signup_bonus, BonusPaid};
 use crate::http::{record_user, to_json, ApiError, Reply};
 use crate::idempotency::{Canonical, Route};
 use crate::ledger::EntryKind;
@@ -194,9 +194,9 @@ impl Command for Signup {
                 change.referral_signups = 1;
                 change.cycle_referrals_below = Some(cap);
                 writes.push(Write::Change(change));
-                let paid = SignupBonus {
+                let paid = BonusPaid {
                     referrer: &referrer.user_id,
-                    new_user: self.user.as_str(),
+                    referred: self.user.as_str(),
                     bonus,
                     debt_repaid: -credited.debt,
                     balance: referrer_balance,
