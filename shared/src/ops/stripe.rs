@@ -331,9 +331,7 @@ async fn apply(app: &App, stripe: &StripeSettings, event: &Event) -> Result<(&'s
                 done,
                 price_plans: stripe.price_plans.clone(),
             };
-            let reply = execute(app, &command).await?;
-            let ignored = serde_json::from_str::<Value>(reply.body()).is_ok_and(|body| body["ignored"] == true);
-            Ok((if ignored { "ignored" } else { "plan_change" }, reply))
+            Ok(("plan_change", execute(app, &command).await?))
         }
         Action::Ignore(why) => Ok(("ignored", Reply::Ok(to_json(&json!({"note": why}))?))),
     }
@@ -385,7 +383,10 @@ pub async fn webhook(
     };
     match apply(app, stripe, &event).await {
         Ok((action, reply)) => {
-            let result = serde_json::from_str(reply.body()).unwrap_or(Value::Null);
+            let result: Value = serde_json::from_str(reply.body()).unwrap_or(Value::Null);
+            // A command that decided to change nothing says so in its answer
+            // (a subscription's stale event), which is also what it replays.
+            let action = if result["ignored"] == true { "ignored" } else { action };
             Ok(Reply::Ok(answer(action != "ignored", action, result)?))
         }
         // Stripe retries what is not 2xx: right for what may pass later.
