@@ -314,15 +314,16 @@ pub fn record_user(user_id: &crate::types::UserId) {
 }
 
 tokio::task_local! {
-    /// The Lambda context's deadline of the invocation [`serve`] is running.
-    static DEADLINE_MS: Option<u64>;
+    /// The deadline of the invocation [`serve`] is running, as an instant
+    /// taken when it started.
+    static DEADLINE: Option<Instant>;
 }
 
-/// The deadline of the invocation being served, as the Lambda context gives
-/// it (`Lambda-Runtime-Deadline-Ms`): `None` outside [`serve`], or where the
-/// request carries no context (a test's).
-pub fn invocation_deadline_ms() -> Option<u64> {
-    DEADLINE_MS.try_with(|ms| *ms).ok().flatten()
+/// The deadline of the invocation being served, from the Lambda context's
+/// (`Lambda-Runtime-Deadline-Ms`), taken when [`serve`] started: `None`
+/// outside it, or where the request carries no context (a test's).
+pub fn invocation_deadline() -> Option<Instant> {
+    DEADLINE.try_with(|until| *until).ok().flatten()
 }
 
 /// How long before the invocation's deadline a request still at work is
@@ -332,15 +333,13 @@ pub fn invocation_deadline_ms() -> Option<u64> {
 /// committed request's answer is not lost to it.)
 pub const ANSWER_MARGIN: std::time::Duration = std::time::Duration::from_millis(200);
 
-/// Runs `work` until [`ANSWER_MARGIN`] before `deadline_ms` (a Lambda
-/// context's), then gives up with 503: whatever it had done is committed
-/// whole or not at all, so the same request sent again (same key) replays
-/// or takes effect.
-async fn within_deadline<F>(deadline_ms: Option<u64>, work: F) -> Result<Reply, ApiError>
+/// Runs `work` until [`ANSWER_MARGIN`] before `until`, then gives up with
+/// 503: whatever it had done is committed whole or not at all, so the same
+/// request sent again (same key) replays or takes effect.
+async fn within_deadline<F>(until: Option<Instant>, work: F) -> Result<Reply, ApiError>
 where
     F: Future<Output = Result<Reply, ApiError>>,
 {
-    let until = deadline_ms.and_then(|ms| crate::ops::schedule::Deadline::from_context_ms(ms).instant());
     let Some(until) = until else { return work.await };
     let cut = until.checked_sub(ANSWER_MARGIN).unwrap_or(until);
     match tokio::time::timeout_at(cut.into(), work).await {
@@ -361,10 +360,11 @@ where
     let route: String = format!("{} {}", req.method(), path(req)).chars().take(160).collect();
     let request_id = v2_context(req).and_then(|c| c.request_id.clone()).unwrap_or_default();
     let span = tracing::info_span!("request", %route, %request_id, user = tracing::field::Empty);
-    let deadline = req.lambda_context_ref().map(|c| c.deadline);
+    let deadline =
+        req.lambda_context_ref().and_then(|c| crate::ops::schedule::Deadline::from_context_ms(c.deadline).instant());
     // On the heap: a route's future is large, and debug builds copy it on the stack.
     let work = Box::pin(work.instrument(span.clone()));
-    let outcome = DEADLINE_MS.scope(deadline, within_deadline(deadline, work)).await;
+    let outcome = DEADLINE.scope(deadline, within_deadline(deadline, work)).await;
     let response = respond(&outcome);
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     let status = response.status().as_u16();
@@ -411,9 +411,8 @@ mod tests {
         }
     }
 
-    fn epoch_ms_in(ms: u64) -> u64 {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        u64::try_from(now.as_millis()).unwrap_or(u64::MAX) + ms
+    fn in_ms(ms: u64) -> Option<Instant> {
+        Some(Instant::now() + std::time::Duration::from_millis(ms))
     }
 
     #[tokio::test]
@@ -423,13 +422,13 @@ mod tests {
             Ok(Reply::Ok("{}".into()))
         };
         let started = Instant::now();
-        let outcome = within_deadline(Some(epoch_ms_in(1_500)), slow).await;
+        let outcome = within_deadline(in_ms(1_500), slow).await;
         let err = outcome.expect_err("cut");
         assert_eq!((err.status, err.code), (503, "unavailable"));
         let took = started.elapsed().as_millis();
         assert!((1_000..1_500).contains(&took), "answered {took} ms in: 200 ms before the deadline, not at once");
         // Work that finishes in time, or with no deadline, answers as it is.
-        let quick = within_deadline(Some(epoch_ms_in(700)), async { Ok(Reply::Ok("{}".into())) }).await;
+        let quick = within_deadline(in_ms(700), async { Ok(Reply::Ok("{}".into())) }).await;
         assert_eq!(quick.ok(), Some(Reply::Ok("{}".into())));
         assert!(within_deadline(None, async { Ok(Reply::Ok("{}".into())) }).await.is_ok());
     }

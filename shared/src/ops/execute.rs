@@ -116,8 +116,7 @@ pub async fn execute<C: Command>(app: &App, command: &C) -> Result<Reply, ApiErr
         };
         if committed {
             if let Some(mailer) = &app.mailer {
-                let until = crate::http::invocation_deadline_ms()
-                    .and_then(|ms| super::schedule::Deadline::from_context_ms(ms).instant());
+                let until = crate::http::invocation_deadline();
                 super::outbox::deliver(&app.store, mailer, &effect.emails, ctx.now, until).await;
             }
             return Ok(effect.reply);
