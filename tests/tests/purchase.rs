@@ -49,11 +49,18 @@ async fn plans_without_a_rate_cannot_buy_and_nothing_changes() {
     for plan in ["free", "basic"] {
         let (user, _) = new_user(&app, plan).await;
         let before = balance(&app, &user).await;
-        let a = buy(&app, purchase_body(&user, &unique("pay"), 1_000)).await;
+        let payment = unique("pay");
+        let a = buy(&app, purchase_body(&user, &payment, 1_000)).await;
         assert_eq!((a.status, a.code()), (403, "plan_not_eligible"), "{}", a.text);
         assert_eq!(balance(&app, &user).await, before);
         let ledger = account_event(&app, &user_event("ledger.json", Some(&user), "")).await;
         assert_eq!(ledger.json["entries"].as_array().map(Vec::len), Some(1));
+        // The refusal used up nothing: after an upgrade the same payment
+        // buys (a stored refusal would replay 403).
+        let up = change_plan(&app, json!({"user_id": user, "change_id": "up", "plan": "pro"})).await;
+        assert_eq!(up.status, 200, "{}", up.text);
+        let again = buy(&app, purchase_body(&user, &payment, 1_000)).await;
+        assert_eq!((again.status, again.replayed), (201, false), "{}", again.text);
     }
 }
 

@@ -42,8 +42,9 @@ async fn a_spend_larger_than_the_balance_is_402_and_deducts_nothing() {
     let a = spend(&app, json!({"user_id": user, "spend_id": "big", "credits": 1001})).await;
     assert_eq!((a.status, a.code()), (402, "insufficient_credits"), "{}", a.text);
     assert_eq!(balance(&app, &user).await["total"], 1000);
-    // The key was not used up: the same spend, once affordable, goes through.
-    let exact = spend(&app, json!({"user_id": user, "spend_id": "all", "credits": 1000})).await;
+    // The key was not used up: an affordable spend under it goes through
+    // (a stored refusal would replay 402, or conflict with the new amount).
+    let exact = spend(&app, json!({"user_id": user, "spend_id": "big", "credits": 1000})).await;
     assert_eq!(exact.status, 201);
     assert_eq!(exact.json["balance"], json!({"plan": 0, "bonus": 0, "flexible": 0, "held": 0, "debt": 0, "total": 0}));
     assert_eq!(spend(&app, json!({"user_id": user, "spend_id": "one", "credits": 1})).await.status, 402);
