@@ -15,7 +15,9 @@ use crate::store::Write;
 
 /// Adds the low-balance alert, if the effect's change of the snapshot's
 /// account crosses a threshold not yet alerted this cycle. An account whose
-/// plan the catalogue lost has only the threshold 0 ("you have run out").
+/// plan the catalogue lost has only the threshold 0 ("you have run out"),
+/// and no email can say how to get more: the crossing is logged as an error
+/// and not recorded, so the email goes out once the plan is back.
 pub fn apply(effect: &mut Effect, snapshot: &Snapshot, ctx: &Ctx<'_>) {
     let Some(account) = snapshot.account.as_ref() else { return };
     let Some(change) = effect.writes.iter_mut().find_map(|w| match w {
@@ -28,13 +30,19 @@ pub fn apply(effect: &mut Effect, snapshot: &Snapshot, ctx: &Ctx<'_>) {
     let thresholds = account.current_plan(ctx.catalogue()).map_or_else(|_| vec![0], |p| p.low_balance_thresholds());
     let hit = crossed(&thresholds, account.balance.total(), after.total(), &account.low_balance_alerted);
     let Some(&lowest) = hit.last() else { return };
+    let now_account = Account { balance: after, ..account.clone() };
+    let options = match credit_options(&now_account, ctx.catalogue(), &ctx.config.referral_base_url) {
+        Ok(options) => options,
+        Err(e) => {
+            let user = crate::types::redact(&account.user_id);
+            tracing::error!(%user, error = %e, threshold = lowest, "low-balance alert not sent");
+            return;
+        }
+    };
     let mut alerted = account.low_balance_alerted.clone();
     alerted.extend(&hit);
     change.low_balance_alerted = Some(alerted);
-    let now_account = Account { balance: after, ..account.clone() };
-    if let Ok(options) = credit_options(&now_account, ctx.catalogue(), &ctx.config.referral_base_url) {
-        effect.emails.push(low_balance(ctx.letters(), &account.user_id, &account.email, lowest, &options, ctx.now));
-    }
+    effect.emails.push(low_balance(ctx.letters(), &account.user_id, &account.email, lowest, &options, ctx.now));
 }
 
 #[cfg(test)]
@@ -100,5 +108,15 @@ mod tests {
         let effect = run(a, 60);
         assert_eq!(alerted(&effect), Some(vec![100, 0]));
         assert_eq!(effect.emails[0].subject, "You have 0 credits left");
+    }
+
+    #[test]
+    fn running_out_on_a_plan_the_catalogue_lost_is_not_recorded_as_alerted() {
+        // No email can be written without the plan, so none is marked
+        // sent: the alert goes out once the plan is back in the catalogue.
+        let a = account("u", "retired", "2026-01-31T10:00:00Z", Balance { plan: 60, ..Balance::default() });
+        let effect = run(a, 60);
+        assert!(effect.emails.is_empty());
+        assert_eq!(alerted(&effect), None);
     }
 }
