@@ -8,6 +8,7 @@ use crate::cycle::Time;
 pub use crate::letters::EmailKind;
 use crate::letters::Letters;
 use crate::options::CreditOptions;
+use aws_sdk_sesv2::config::http::HttpResponse;
 use aws_sdk_sesv2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_sesv2::operation::send_email::SendEmailError;
 use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
@@ -302,7 +303,14 @@ pub enum SendError {
     /// SES asks us to slow down: not the email's fault.
     #[error("SES throttled: {0}")]
     Throttled(String),
-    /// Anything else: refused, unreachable, misconfigured.
+    /// SES sends nothing for now, whatever the email: the account's sending
+    /// is paused or suspended, its MAIL FROM domain is unverified, SES
+    /// answered a server error, or it could not be reached in time (after
+    /// the SDK's retries). Not the email's fault either, and it may last
+    /// longer than an email's attempts.
+    #[error("SES unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else: this email refused, or the service misconfigured.
     #[error("SES failed: {0}")]
     Failed(String),
 }
@@ -369,26 +377,93 @@ impl Mailer {
         match result {
             Ok(out) => Ok(out.message_id.unwrap_or_default()),
             Err(err) => {
-                let throttled = match &err {
-                    SdkError::ServiceError(e) => {
-                        matches!(
-                            e.err(),
-                            SendEmailError::TooManyRequestsException(_) | SendEmailError::LimitExceededException(_)
-                        ) || matches!(e.err().code(), Some("Throttling" | "ThrottlingException"))
-                    }
-                    _ => false,
-                };
                 // SES's refusals name the recipient: masked, as in every log line.
                 let text = crate::types::redact_emails(&DisplayErrorContext(&err).to_string());
-                Err(if throttled { SendError::Throttled(text) } else { SendError::Failed(text) })
+                Err(send_error(&err, text))
             }
         }
+    }
+}
+
+/// Which [`SendError`] an SES failure is, carrying `text`.
+fn send_error(err: &SdkError<SendEmailError, HttpResponse>, text: String) -> SendError {
+    match err {
+        SdkError::ServiceError(e) => match e.err() {
+            SendEmailError::TooManyRequestsException(_) | SendEmailError::LimitExceededException(_) => {
+                SendError::Throttled(text)
+            }
+            SendEmailError::SendingPausedException(_)
+            | SendEmailError::AccountSuspendedException(_)
+            | SendEmailError::MailFromDomainNotVerifiedException(_) => SendError::Unavailable(text),
+            other if matches!(other.code(), Some("Throttling" | "ThrottlingException")) => SendError::Throttled(text),
+            _ if e.raw().status().is_server_error() => SendError::Unavailable(text),
+            _ => SendError::Failed(text),
+        },
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
+            SendError::Unavailable(text)
+        }
+        _ => SendError::Failed(text),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ses_failures_that_are_not_the_emails_cost_it_no_attempt() {
+        use aws_sdk_sesv2::error::ErrorMetadata;
+        use aws_sdk_sesv2::types::error::{
+            AccountSuspendedException, MailFromDomainNotVerifiedException, MessageRejected, SendingPausedException,
+            TooManyRequestsException,
+        };
+        use aws_smithy_runtime_api::client::result::ConnectorError;
+        let kind = |err: SdkError<SendEmailError, HttpResponse>| match send_error(&err, String::new()) {
+            SendError::Throttled(_) => "throttled",
+            SendError::Unavailable(_) => "unavailable",
+            SendError::Failed(_) => "failed",
+        };
+        let service = |e: SendEmailError, status: u16| {
+            let raw = HttpResponse::new(status.try_into().expect("status"), aws_smithy_types::body::SdkBody::empty());
+            kind(SdkError::service_error(e, raw))
+        };
+        let generic = |code: &str| SendEmailError::generic(ErrorMetadata::builder().code(code).build());
+        let cases = [
+            (
+                service(SendEmailError::TooManyRequestsException(TooManyRequestsException::builder().build()), 429),
+                "throttled",
+            ),
+            (service(generic("Throttling"), 400), "throttled"),
+            (
+                service(SendEmailError::SendingPausedException(SendingPausedException::builder().build()), 400),
+                "unavailable",
+            ),
+            (
+                service(SendEmailError::AccountSuspendedException(AccountSuspendedException::builder().build()), 400),
+                "unavailable",
+            ),
+            (
+                service(
+                    SendEmailError::MailFromDomainNotVerifiedException(
+                        MailFromDomainNotVerifiedException::builder().build(),
+                    ),
+                    400,
+                ),
+                "unavailable",
+            ),
+            (service(generic("InternalFailure"), 500), "unavailable"),
+            (service(generic("ServiceUnavailable"), 503), "unavailable"),
+            (kind(SdkError::timeout_error("no answer in time")), "unavailable"),
+            (kind(SdkError::dispatch_failure(ConnectorError::io("connection refused".into()))), "unavailable"),
+            // The email's own, or the deployment's: attempts count.
+            (service(SendEmailError::MessageRejected(MessageRejected::builder().build()), 400), "failed"),
+            (service(generic("AccessDeniedException"), 403), "failed"),
+            (kind(SdkError::construction_failure("bad request")), "failed"),
+        ];
+        for (i, (got, want)) in cases.iter().enumerate() {
+            assert_eq!(got, want, "case {i}");
+        }
+    }
 
     #[test]
     fn a_bonus_note_says_what_of_the_bonus_repaid_a_debt() {

@@ -4,7 +4,7 @@
 
 use aws_sdk_dynamodb::types::AttributeValue::S;
 use aws_sdk_sesv2::operation::send_email::{SendEmailError, SendEmailOutput};
-use aws_sdk_sesv2::types::error::{MessageRejected, TooManyRequestsException};
+use aws_sdk_sesv2::types::error::{MessageRejected, SendingPausedException, TooManyRequestsException};
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
 use credits::email::{email_id, EmailKind, MAX_ATTEMPTS};
 use credits::{App, Mail};
@@ -155,6 +155,48 @@ async fn ses_throttling_slows_the_run_down_without_burning_attempts() {
     let item = outbox_item(&app, &email_id(EmailKind::PurchaseReceipt, &[&user, "p1"])).await.expect("email");
     assert_eq!((attr(&item, "status"), attr_n(&item, "attempts")), ("sent", 1), "throttles cost no attempts");
     assert_eq!(send.num_calls(), 4);
+}
+
+#[tokio::test]
+async fn ses_paused_for_the_account_fails_no_email_and_stops_the_run() {
+    // SES's account-wide pause: inline for both receipts, then in one run
+    // (which stops at its first email), then over; the receipts go out with
+    // no attempt counted, however long the pause lasted.
+    let paused = || SendEmailError::SendingPausedException(SendingPausedException::builder().message("paused").build());
+    let send = mock!(aws_sdk_sesv2::Client::send_email)
+        .sequence()
+        .error(paused)
+        .times(3)
+        .output(|| SendEmailOutput::builder().message_id("m-1").build())
+        .times(2)
+        .build();
+    let app = with_ses(mock_client!(aws_sdk_sesv2, RuleMode::Sequential, [&send])).await;
+    let (user, _) = new_user(&app, "pro").await;
+    let ids: Vec<String> = ["p1", "p2"].iter().map(|p| email_id(EmailKind::PurchaseReceipt, &[&user, p])).collect();
+    for payment in ["p1", "p2"] {
+        let body = json!({"user_id": user, "payment_id": payment, "amount_cents": 500, "currency": "USD"});
+        assert_eq!(buy(&app, body).await.status, 201);
+    }
+    for id in &ids {
+        let item = outbox_item(&app, id).await.expect("email");
+        assert_eq!((attr(&item, "status"), attr_n(&item, "attempts")), ("pending", 0));
+        assert!(attr(&item, "last_error").contains("unavailable"), "{}", attr(&item, "last_error"));
+    }
+
+    let stopped = outbox_at(&app, &at(5)).await;
+    assert_eq!(stopped, json!({"sent": 0, "retried": 0, "failed": 0, "throttled": 0, "errors": 1, "remaining": true}));
+    assert_eq!(send.num_calls(), 3, "the run stopped at its first email");
+    for id in &ids {
+        let item = outbox_item(&app, id).await.expect("email");
+        assert_eq!((attr(&item, "status"), attr_n(&item, "attempts")), ("pending", 0), "handed back, no attempt");
+    }
+
+    let resumed = outbox_at(&app, &at(6)).await;
+    assert_eq!((resumed["sent"].as_u64(), resumed["remaining"].as_bool()), (Some(2), Some(false)), "{resumed}");
+    for id in &ids {
+        let item = outbox_item(&app, id).await.expect("email");
+        assert_eq!((attr(&item, "status"), attr_n(&item, "attempts")), ("sent", 0));
+    }
 }
 
 #[tokio::test]

@@ -58,8 +58,9 @@ pub async fn deliver(store: &Store, mailer: &Mailer, emails: &[OutboxEmail], now
                 }
             }
             Err(e) => {
-                // A throttle is not the email's fault: it costs no attempt.
-                let attempts = u32::from(!matches!(e, SendError::Throttled(_)));
+                // A throttle or an SES that sends nothing for now is not
+                // the email's fault: it costs no attempt.
+                let attempts = u32::from(matches!(e, SendError::Failed(_)));
                 let next = now + backoff(1);
                 tracing::warn!(email_id = %email.id, kind = email.kind.as_str(), %to, error = %e,
                     next_attempt_at = %format_time(next), "email not sent; left pending");
@@ -96,23 +97,33 @@ pub struct Report {
     pub failed: u64,
     /// Times SES throttled the run (attempts not counted).
     pub throttled: u64,
-    /// Store errors that outlasted their retries: each is logged, and the
-    /// email or page it concerned is left for a later run.
+    /// Store errors that outlasted their retries, and SES sending nothing
+    /// (paused, suspended, unreachable; the run stops there): each is
+    /// logged, and the email or page it concerned is left for a later run.
     pub errors: u64,
     /// Whether due emails were left for the next run.
     pub remaining: bool,
 }
 
-/// Sends the emails due at `now`, within `budget`.
+/// Sends the emails due at `now`, within `budget`, starting at the shard of
+/// `now`'s minute: a backlog larger than one run can send is worked through
+/// from a shard further along each run (every 5 minutes, and 5 and 16 have no
+/// common factor), so no shard waits behind the others.
 pub async fn run(store: &Store, mailer: &Mailer, now: Time, budget: &Budget) -> Report {
     let mut run = Run { store, mailer, now, budget, report: Report::default(), pause: Duration::ZERO };
-    for shard in 0..SCHEDULE_SHARDS {
+    for shard in shard_order(now) {
         if !run.shard(shard).await {
             run.report.remaining = true;
             break;
         }
     }
     run.report
+}
+
+/// The shards in the order a run at `now` takes them.
+fn shard_order(now: Time) -> impl Iterator<Item = u32> {
+    let first = u32::try_from(now.timestamp().div_euclid(60).rem_euclid(i64::from(SCHEDULE_SHARDS))).unwrap_or(0);
+    (0..SCHEDULE_SHARDS).map(move |i| (first + i) % SCHEDULE_SHARDS)
 }
 
 struct Run<'a> {
@@ -180,15 +191,15 @@ impl Run<'_> {
             }
         };
         loop {
+            // The claim took time too, and a pause left by an earlier
+            // throttle would: both must leave the send and its mark time
+            // before the deadline, or SES could accept the email and the
+            // invocation end before the mark (a second copy after the lease).
+            if !self.budget.allows(self.pause) {
+                self.hand_back(&email.id).await;
+                return false;
+            }
             if !self.pause.is_zero() {
-                // Slowed down by an earlier throttle: the pause, too, must
-                // leave the send and its mark time before the deadline.
-                if !self.budget.allows(self.pause) {
-                    if let Err(e) = self.store.email_release(&email.id, self.now).await {
-                        self.store_error(&email.id, "release", &e);
-                    }
-                    return false;
-                }
                 tokio::time::sleep(self.pause).await;
             }
             match self.mailer.send(email).await {
@@ -210,17 +221,28 @@ impl Run<'_> {
                     self.report.throttled += 1;
                     self.pause = (self.pause * 2).clamp(FIRST_PAUSE, MAX_PAUSE);
                     tracing::warn!(email_id = %email.id, pause_ms = self.pause.as_millis() as u64, error = %e, "SES throttled; slowing down");
-                    if !self.budget.allows(self.pause) {
-                        if let Err(e) = self.store.email_release(&email.id, self.now).await {
-                            self.store_error(&email.id, "release", &e);
-                        }
-                        return false;
-                    }
+                }
+                Err(SendError::Unavailable(e)) => {
+                    // Whatever the email: the others would fare the same.
+                    // No attempt is counted, so an SES pause longer than the
+                    // attempts' 26.5 hours fails nothing; the run stops.
+                    tracing::error!(email_id = %email.id, error = %e, "SES is not sending; the run stops and the emails stay pending");
+                    self.report.errors += 1;
+                    self.report.remaining = true;
+                    self.hand_back(&email.id).await;
+                    return false;
                 }
                 Err(SendError::Failed(e)) => {
                     return self.failed_attempt(&email.id, email.kind.as_str(), claimed.attempts, &e).await
                 }
             }
+        }
+    }
+
+    /// Hands a claimed email back, due at once, for the next run.
+    async fn hand_back(&mut self, id: &str) {
+        if let Err(e) = self.store.email_release(id, self.now).await {
+            self.store_error(id, "release", &e);
         }
     }
 
@@ -264,6 +286,20 @@ impl Run<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_run_of_the_schedule_starts_at_another_shard_and_takes_them_all() {
+        let start = crate::cycle::parse_time("2026-03-01T00:00:00Z").expect("time");
+        let mut firsts = std::collections::BTreeSet::new();
+        for run in 0..i64::from(SCHEDULE_SHARDS) {
+            let order: Vec<u32> = shard_order(start + chrono::Duration::minutes(5 * run)).collect();
+            let mut sorted = order.clone();
+            sorted.sort_unstable();
+            assert_eq!(sorted, (0..SCHEDULE_SHARDS).collect::<Vec<_>>(), "run {run}: {order:?}");
+            firsts.insert(order[0]);
+        }
+        assert_eq!(firsts.len(), SCHEDULE_SHARDS as usize, "16 runs, 5 minutes apart, start at every shard");
+    }
 
     #[tokio::test]
     async fn a_store_call_after_a_send_is_cut_short_before_the_deadline() {
