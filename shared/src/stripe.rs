@@ -188,9 +188,10 @@ pub fn read_event(payload: &[u8], price_plans: &BTreeMap<String, String>) -> Res
             (Some(dispute_id), Some(payment_intent)) => Action::Dispute { dispute_id, payment_intent },
             _ => Action::Ignore("a dispute without id or payment_intent".into()),
         },
-        "customer.subscription.created" | "customer.subscription.updated" | "customer.subscription.deleted" => {
-            subscription(object, price_plans)
-        }
+        "customer.subscription.created" | "customer.subscription.updated" => subscription(object, price_plans, false),
+        // Stripe deletes a subscription as it ends it for good, whatever
+        // status the event's object still shows.
+        "customer.subscription.deleted" => subscription(object, price_plans, true),
         other => Action::Ignore(format!("events of type {other} are not used")),
     };
     Ok(Event { id, kind, created, action })
@@ -211,10 +212,14 @@ fn checkout(session: &Value) -> Action {
     }
 }
 
-fn subscription(sub: &Value, price_plans: &BTreeMap<String, String>) -> Action {
+/// A subscription event's action; `deleted`: the event is the subscription's deletion.
+fn subscription(sub: &Value, price_plans: &BTreeMap<String, String>, deleted: bool) -> Action {
     let (Some(subscription_id), Some(user_id)) = (text(&sub["id"]), text(&sub["metadata"]["user_id"])) else {
         return Action::Ignore("a subscription without id or metadata.user_id".into());
     };
+    if deleted {
+        return Action::Subscription { subscription_id, user_id, state: SubscriptionState::Ended { done: true } };
+    }
     let state = match sub["status"].as_str() {
         Some("active" | "trialing") => {
             // A subscription may have several items (a base price and an
@@ -324,9 +329,12 @@ mod tests {
         for (status, done) in [("canceled", true), ("incomplete_expired", true), ("unpaid", false), ("paused", false)] {
             assert_eq!(read(sub(status)), subscription(SubscriptionState::Ended { done }), "{status}");
         }
-        let mut deleted = sub("canceled");
-        deleted["type"] = serde_json::json!("customer.subscription.deleted");
-        assert_eq!(read(deleted), subscription(SubscriptionState::Ended { done: true }));
+        // A deletion ends it for good, whatever status its object shows.
+        for status in ["canceled", "active", "past_due"] {
+            let mut deleted = sub(status);
+            deleted["type"] = serde_json::json!("customer.subscription.deleted");
+            assert_eq!(read(deleted), subscription(SubscriptionState::Ended { done: true }), "{status}");
+        }
         for status in ["past_due", "incomplete"] {
             assert!(matches!(read(sub(status)), Action::Ignore(_)), "{status}");
         }
