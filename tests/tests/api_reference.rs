@@ -80,17 +80,102 @@ fn the_routes_are_those_of_openapi_and_the_template() {
 #[test]
 fn the_schedules_are_those_of_the_template() {
     let doc = read("docs/api.md");
-    let documented: BTreeSet<String> =
-        table(&doc, "## Functions and routes", "schedule").iter().map(|r| r[1].clone()).collect();
+    // "every hour" is rate(1 hour), "every 5 minutes" rate(5 minutes).
+    let documented: BTreeSet<(String, String)> = table(&doc, "## Functions and routes", "schedule")
+        .iter()
+        .map(|r| {
+            let every = r[0].trim_start_matches("every ");
+            let rate =
+                if every.starts_with(|c: char| c.is_ascii_digit()) { every.to_owned() } else { format!("1 {every}") };
+            (r[1].clone(), format!("rate({rate})"))
+        })
+        .collect();
     let template = yaml("template.yaml");
-    let scheduled: BTreeSet<String> = template["Resources"]
+    let scheduled: BTreeSet<(String, String)> = template["Resources"]
         .as_mapping()
         .expect("resources")
         .values()
-        .filter(|r| r["Properties"]["Events"].as_mapping().into_iter().flatten().any(|(_, e)| e["Type"] == "Schedule"))
-        .map(|r| r["Properties"]["CodeUri"].as_str().unwrap_or("").trim_start_matches("functions/").to_owned())
+        .flat_map(|r| {
+            let function =
+                r["Properties"]["CodeUri"].as_str().unwrap_or("").trim_start_matches("functions/").to_owned();
+            r["Properties"]["Events"]
+                .as_mapping()
+                .into_iter()
+                .flatten()
+                .filter(|(_, e)| e["Type"] == "Schedule")
+                .map(move |(_, e)| (function.clone(), e["Properties"]["Schedule"].as_str().unwrap_or("").to_owned()))
+                .collect::<Vec<_>>()
+        })
         .collect();
     assert_eq!(documented, scheduled);
+}
+
+/// The request limits the code enforces, as openapi.yaml and docs/api.md
+/// state them.
+#[test]
+fn the_request_limits_are_the_codes() {
+    use credits::ops::{account, corrections, holds, purchase, spend};
+    let spec = yaml("openapi.yaml");
+    let field = |schema: &str, name: &str| spec["components"]["schemas"][schema]["properties"][name].clone();
+    let range = |schema: &str, name: &str| {
+        let f = field(schema, name);
+        (f["minimum"].as_i64().unwrap_or(i64::MIN), f["maximum"].as_i64().unwrap_or(i64::MAX))
+    };
+    let of = |r: std::ops::RangeInclusive<i64>| (*r.start(), *r.end());
+    assert_eq!(range("PurchaseRequest", "amount_cents"), of(purchase::AMOUNT_CENTS));
+    assert_eq!(range("SpendRequest", "credits"), of(spend::SPEND_CREDITS));
+    assert_eq!(range("HoldRequest", "credits"), of(holds::HOLD_CREDITS));
+    assert_eq!(range("HoldRequest", "expires_in_s"), of(holds::EXPIRES_IN_S));
+    assert_eq!(field("HoldRequest", "expires_in_s")["default"].as_i64(), Some(holds::DEFAULT_EXPIRES_IN_S));
+    assert_eq!(range("AdjustmentRequest", "credits"), of(corrections::ADJUSTMENT_CREDITS));
+    let max_length =
+        |schema: &str, name: &str| field(schema, name)["maxLength"].as_u64().and_then(|n| usize::try_from(n).ok());
+    assert_eq!(max_length("AdjustmentRequest", "note"), Some(corrections::NOTE_MAX_CHARS));
+    assert_eq!(max_length("SpendRequest", "feature"), Some(spend::FEATURE_MAX_CHARS));
+    assert_eq!(max_length("HoldRequest", "feature"), Some(spend::FEATURE_MAX_CHARS));
+    let limit = spec["paths"]["/v1/me/ledger"]["get"]["parameters"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .find(|p| p["name"] == "limit")
+        .map(|p| p["schema"].clone())
+        .expect("the ledger's limit parameter");
+    assert_eq!(
+        (limit["minimum"].as_u64(), limit["maximum"].as_u64(), limit["default"].as_u64()),
+        (Some(1), Some(account::LEDGER_LIMIT_MAX as u64), Some(account::LEDGER_LIMIT_DEFAULT as u64))
+    );
+
+    // docs/api.md, its line breaks taken as spaces.
+    let doc = read("docs/api.md").split_whitespace().collect::<Vec<_>>().join(" ");
+    let span = |r: std::ops::RangeInclusive<i64>| format!("{}..={}", r.start(), r.end());
+    let thousands = |n: usize| {
+        let digits = n.to_string();
+        let mut out = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        out
+    };
+    for stated in [
+        format!("\"amount_cents\": {}", span(purchase::AMOUNT_CENTS)),
+        format!(
+            "\"spend_id\", \"credits\": {}, \"feature\"?: at most {} characters",
+            span(spend::SPEND_CREDITS),
+            spend::FEATURE_MAX_CHARS
+        ),
+        format!("\"hold_id\", \"credits\": {}", span(holds::HOLD_CREDITS)),
+        format!("\"expires_in_s\"?: {}, default {}", span(holds::EXPIRES_IN_S), holds::DEFAULT_EXPIRES_IN_S),
+        format!("\"credits\": {} and not 0", span(corrections::ADJUSTMENT_CREDITS)),
+        format!("\"note\"?: at most {} characters", corrections::NOTE_MAX_CHARS),
+        format!("limit={}..{}", 1, account::LEDGER_LIMIT_MAX),
+        format!("(limit {} by default)", account::LEDGER_LIMIT_DEFAULT),
+        format!("over {} bytes", thousands(credits::http::MAX_BODY_BYTES)),
+    ] {
+        assert!(doc.contains(&stated), "docs/api.md does not say {stated:?}");
+    }
 }
 
 #[test]
