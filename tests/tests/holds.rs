@@ -160,6 +160,14 @@ async fn racing_holds_spends_and_captures_never_overspend() {
     let held_or_free = b["total"].as_i64().unwrap_or(0) + b["held"].as_i64().unwrap_or(0);
     let spends = ledger_kinds(&app, &user).await.iter().filter(|(k, ..)| k == "spend").count() as i64;
     assert_eq!(held_or_free + spent + spends * 90, 1_000, "every credit is somewhere: {b}");
+    // The open holds' copies are exactly the holds the race left open.
+    let listed = open_holds(&app, &user).await.json;
+    let listed_credits: i64 =
+        listed["holds"].as_array().into_iter().flatten().filter_map(|h| h["credits"].as_i64()).sum();
+    assert_eq!(Some(listed_credits), b["held"].as_i64(), "{listed}");
+    let copies = open_copies(&app, &user).await;
+    assert_eq!(copies.len(), listed["holds"].as_array().map_or(0, Vec::len), "{copies:?}");
+    assert!(copies.iter().all(|c| c.starts_with("OPENHOLD#more")), "the captured ones lost their copies: {copies:?}");
     assert_ledger_explains_balance(&app, &user).await;
 }
 
@@ -374,8 +382,65 @@ async fn with_nothing_held_the_list_reads_no_hold() {
     assert_eq!(log.operations(), ["GetItem"], "nothing held: only the account is read");
 }
 
-/// The status filter applies after each page is read: an open hold behind a
-/// page of closed ones must still be listed.
+/// The sort keys of `user`'s copies of open holds.
+async fn open_copies(app: &credits::App, user: &str) -> Vec<String> {
+    integration_tests::table::partition(app, &format!("USER#{user}"))
+        .await
+        .iter()
+        .filter_map(|i| i.get("sk").and_then(|v| v.as_s().ok()).filter(|sk| sk.starts_with("OPENHOLD#")).cloned())
+        .collect()
+}
+
+/// Each open hold has a copy, deleted as it closes whichever way (capture,
+/// release, expiry), so the list reads the open holds alone, however many
+/// closed ones the user has; a hold opened before the copies existed (its
+/// copy deleted here) is still listed, by reading every hold.
+#[tokio::test]
+async fn the_list_reads_only_the_open_holds_copies_and_still_finds_older_holds() {
+    let log = RequestLog::default();
+    let app = app_with(&[], Some(log.clone())).await;
+    let (user, _) = new_user(&app, "free").await;
+    for (id, expires) in [("cap", 3600), ("rel", 3600), ("exp", 60), ("open", 3600), ("older", 3600)] {
+        let body = json!({"user_id": user, "hold_id": id, "credits": 10, "expires_in_s": expires});
+        assert_eq!(hold(&app, body).await.status, 201);
+    }
+    assert_eq!(open_copies(&app, &user).await.len(), 5);
+    assert_eq!(settle_hold(&app, "cap", "capture", json!({"user_id": user, "credits": 4})).await.status, 200);
+    assert_eq!(settle_hold(&app, "rel", "release", json!({"user_id": user})).await.status, 200);
+    assert_eq!(expire_holds_at(&app, &at(2)).await["expired"], 1);
+    assert_eq!(open_copies(&app, &user).await, ["OPENHOLD#older", "OPENHOLD#open"], "closed holds lose their copies");
+
+    log.clear();
+    let listed = open_holds(&app, &user).await;
+    let ids = |listed: &Answer| -> Vec<String> {
+        listed.json["holds"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|h| h["hold_id"].as_str().map(str::to_owned))
+            .collect()
+    };
+    assert_eq!(ids(&listed), ["older", "open"], "opened in the same second: by id; {}", listed.text);
+    assert_eq!(log.operations(), ["GetItem", "Query"], "one query, of the copies");
+
+    let db = integration_tests::table::dynamodb().await;
+    let key = std::collections::HashMap::from([
+        ("pk".to_owned(), aws_sdk_dynamodb::types::AttributeValue::S(format!("USER#{user}"))),
+        ("sk".to_owned(), aws_sdk_dynamodb::types::AttributeValue::S("OPENHOLD#older".to_owned())),
+    ]);
+    db.delete_item().table_name(&app.config.table_name).set_key(Some(key)).send().await.expect("copy deleted");
+    log.clear();
+    let listed = open_holds(&app, &user).await;
+    assert_eq!(ids(&listed), ["older", "open"], "the hold without a copy is found: {}", listed.text);
+    assert_eq!(log.operations(), ["GetItem", "Query", "Query"], "the copies fall short of held: every hold read");
+    // Closing it deletes a copy that is not there: nothing fails.
+    assert_eq!(settle_hold(&app, "older", "release", json!({"user_id": user})).await.status, 200);
+    assert_eq!(ids(&open_holds(&app, &user).await), ["open"]);
+    assert_ledger_explains_balance(&app, &user).await;
+}
+
+/// Every page is read: an open hold behind a page with none (DynamoDB's
+/// filter applies after a page's limit) must still be listed.
 #[tokio::test]
 async fn the_list_of_open_holds_reads_every_page() {
     use aws_sdk_dynamodb::operation::query::QueryOutput;
@@ -407,7 +472,7 @@ async fn the_list_of_open_holds_reads_every_page() {
         .then_output(move || QueryOutput::builder().items(stored.clone()).build());
     let db = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&first, &second]);
     let mocked = mocked_app(db, aws_sdk_sesv2::Client::new(&sdk_config()));
-    let holds = mocked.store.open_holds(&user).await.expect("listed");
+    let holds = mocked.store.open_holds(&user, 10).await.expect("listed");
     assert_eq!(holds.iter().map(|h| h.hold_id.as_str()).collect::<Vec<_>>(), ["late"]);
     assert_eq!((first.num_calls(), second.num_calls()), (1, 1), "each page read once");
 }

@@ -320,12 +320,11 @@ pub async fn list(app: &App, user: &UserId) -> Result<Reply, ApiError> {
     let account = app.store.account(user.as_str()).await?.ok_or_else(ApiError::account_not_found)?;
     // Every open hold holds at least one credit, and `held` is their sum
     // (written in the same transactions, read consistently): with nothing
-    // held there is no open hold, and the closed ones, which stay in the
-    // partition, are not read.
+    // held there is no open hold to read.
     if account.balance.held == 0 {
         return Ok(Reply::Ok(to_json(&Holds { holds: Vec::new() })?));
     }
-    let holds = app.store.open_holds(user.as_str()).await?;
+    let holds = app.store.open_holds(user.as_str(), account.balance.held).await?;
     Ok(Reply::Ok(to_json(&Holds { holds: holds.iter().map(Hold::view).collect() })?))
 }
 

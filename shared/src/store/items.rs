@@ -3,7 +3,9 @@
 //! mistyped attribute is a [`StoreError::Corrupt`], never a panic.
 
 use super::attr::*;
-use super::keys::{account_key, code_key, email_key, entry_key, hold_key, n, partition_of, record_key, s, Item, Queue};
+use super::keys::{
+    account_key, code_key, email_key, entry_key, hold_key, n, open_hold_key, partition_of, record_key, s, Item, Queue,
+};
 use super::StoreError;
 use crate::account::Account;
 use crate::balance::{Balance, Delta, Parts};
@@ -239,8 +241,24 @@ pub(crate) fn decode_purchase(item: &Item) -> Result<crate::store::PurchaseFacts
 }
 
 pub(crate) fn encode_hold(h: &Hold) -> Item {
+    let mut attributes = hold_attributes(h, "hold");
+    if h.status == HoldStatus::Open {
+        attributes.push((SCHED_PK, s(&partition_of(Queue::Holds, &format!("{}/{}", h.user_id, h.hold_id)))));
+        attributes.push((SCHED_SK, s(&format_time(h.expires_at))));
+    }
+    with(hold_key(&h.user_id, &h.hold_id), attributes)
+}
+
+/// The copy of an open hold that the list of open holds reads (an open
+/// hold does not change until it closes, when the copy is deleted). It is
+/// not on the schedule: the hold itself is.
+pub(crate) fn encode_open_hold(h: &Hold) -> Item {
+    with(open_hold_key(&h.user_id, &h.hold_id), hold_attributes(h, "open_hold"))
+}
+
+fn hold_attributes(h: &Hold, kind: &'static str) -> Vec<(&'static str, AttributeValue)> {
     let mut attributes = vec![
-        (KIND, s("hold")),
+        (KIND, s(kind)),
         (USER_ID, s(&h.user_id)),
         (HOLD_ID, s(&h.hold_id)),
         (CREDITS, n(h.credits)),
@@ -258,11 +276,7 @@ pub(crate) fn encode_hold(h: &Hold) -> Item {
     if let Some(captured) = h.captured {
         attributes.push((CAPTURED, n(captured)));
     }
-    if h.status == HoldStatus::Open {
-        attributes.push((SCHED_PK, s(&partition_of(Queue::Holds, &format!("{}/{}", h.user_id, h.hold_id)))));
-        attributes.push((SCHED_SK, s(&format_time(h.expires_at))));
-    }
-    with(hold_key(&h.user_id, &h.hold_id), attributes)
+    attributes
 }
 
 pub(crate) fn decode_hold(item: &Item) -> Result<Hold, StoreError> {

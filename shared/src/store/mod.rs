@@ -40,8 +40,9 @@ use aws_sdk_dynamodb::Client;
 use items::{decode_account, decode_code_claim, decode_entry, decode_hold, decode_purchase, decode_record};
 use keys::{
     account_key, code_key, hold_key, record_key, s, stripe_user_key, subscription_key, user_pk, Item, HOLD_PREFIX,
-    LEDGER_PREFIX,
+    LEDGER_PREFIX, OPEN_HOLD_PREFIX,
 };
+use std::collections::BTreeSet;
 
 /// Name of the sparse index of scheduled work (due accounts, pending emails).
 pub const SCHEDULE_INDEX: &str = "by-schedule";
@@ -325,31 +326,45 @@ impl Store {
         Ok(Some((entries, more)))
     }
 
-    /// A user's open holds, oldest first. Closed holds stay in the same
-    /// partition (their ledger refers to them), so this reads every page:
-    /// the filter applies after a page's limit, and an open hold may sit
-    /// behind any number of closed ones.
-    pub async fn open_holds(&self, user_id: &str) -> Result<Vec<Hold>, StoreError> {
-        let items: Vec<Item> = self
+    /// A user's open holds, oldest first (by id within a second), given `held`, the credits the
+    /// account holds. Each open hold has a copy of its own (written and
+    /// deleted with it), so this reads only them. Holds opened by a release
+    /// before the copies have none: while the copies hold less than `held`,
+    /// every hold of the partition is read too (closed holds stay there, so
+    /// a repeated capture still answers `hold_closed`), filtered on `open`.
+    pub async fn open_holds(&self, user_id: &str, held: i64) -> Result<Vec<Hold>, StoreError> {
+        let mut holds = self.holds_under(user_id, OPEN_HOLD_PREFIX, false).await?;
+        let copied = holds.iter().fold(0_i64, |sum, h| sum.saturating_add(h.credits));
+        if copied < held {
+            let known: BTreeSet<String> = holds.iter().map(|h| h.hold_id.clone()).collect();
+            let older = self.holds_under(user_id, HOLD_PREFIX, true).await?;
+            holds.extend(older.into_iter().filter(|h| !known.contains(&h.hold_id)));
+        }
+        // Oldest first; holds opened in the same second by their ids.
+        holds.sort_by(|a, b| (a.created_at, &a.hold_id).cmp(&(b.created_at, &b.hold_id)));
+        Ok(holds)
+    }
+
+    /// The holds whose keys start with `prefix`; `open_only`: filtered on
+    /// status `open` (after reading, as DynamoDB filters).
+    async fn holds_under(&self, user_id: &str, prefix: &str, open_only: bool) -> Result<Vec<Hold>, StoreError> {
+        let mut query = self
             .client
             .query()
             .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :hold)")
-            .filter_expression("#status = :open")
-            .expression_attribute_names("#status", attr::STATUS)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
             .expression_attribute_values(":pk", s(&user_pk(user_id)))
-            .expression_attribute_values(":hold", s(HOLD_PREFIX))
-            .expression_attribute_values(":open", s(HoldStatus::Open.as_str()))
-            .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<_, _>>()
-            .await
-            .map_err(classify)?;
-        let mut holds = items.iter().map(decode_hold).collect::<Result<Vec<_>, _>>()?;
-        holds.sort_by_key(|h| h.created_at);
-        Ok(holds)
+            .expression_attribute_values(":prefix", s(prefix))
+            .consistent_read(true);
+        if open_only {
+            query = query
+                .filter_expression("#status = :open")
+                .expression_attribute_names("#status", attr::STATUS)
+                .expression_attribute_values(":open", s(HoldStatus::Open.as_str()));
+        }
+        let items: Vec<Item> =
+            query.into_paginator().items().send().collect::<Result<_, _>>().await.map_err(classify)?;
+        items.iter().map(decode_hold).collect()
     }
 
     pub(crate) fn client(&self) -> &Client {

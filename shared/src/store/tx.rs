@@ -4,9 +4,10 @@
 
 use super::attr::*;
 use super::items::{
-    decode_record, encode_account, encode_code_claim, encode_email, encode_entry, encode_hold, encode_record, numbers,
+    decode_record, encode_account, encode_code_claim, encode_email, encode_entry, encode_hold, encode_open_hold,
+    encode_record, numbers,
 };
-use super::keys::{account_key, hold_key, n, record_key, s, stripe_user_key, subscription_key, Item};
+use super::keys::{account_key, hold_key, n, open_hold_key, record_key, s, stripe_user_key, subscription_key, Item};
 use super::{classify, Store, StoreError};
 use crate::account::{Account, Change};
 use crate::cycle::format_time;
@@ -15,7 +16,9 @@ use crate::hold::{Hold, HoldStatus};
 use crate::idempotency::{IdemRecord, RecordKey, Route};
 use crate::ledger::LedgerEntry;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
 
 /// One write of a transaction, as the rules decide it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,10 +35,10 @@ pub enum Write {
     /// One more signup that recorded this user as referrer, without a
     /// reward: only a counter moves, so the version is left alone.
     CountReferralSignup(String),
-    /// A new hold (it must not exist yet).
+    /// A new hold (it must not exist yet), and its copy among the open ones.
     OpenHold(Hold),
     /// A hold settled (captured, released, expired), on the condition that
-    /// it is still open.
+    /// it is still open; its copy among the open ones is deleted.
     CloseHold(Hold),
     /// A Stripe subscription's event applied: recorded as the
     /// subscription's latest (and its end for good, if it is), on the
@@ -197,7 +200,10 @@ impl Tx {
             Write::Create { account, entries } => self.create_account(account, entries),
             Write::Change(change) => self.change_account(change),
             Write::CountReferralSignup(referrer) => self.count_referral_signup(referrer),
-            Write::OpenHold(hold) => self.put(encode_hold(hold), Role::Hold, false),
+            Write::OpenHold(hold) => {
+                self.put(encode_hold(hold), Role::Hold, false);
+                self.put(encode_open_hold(hold), Role::Hold, false);
+            }
             Write::CloseHold(hold) => self.close_hold(hold),
             Write::CountReversal { user_id, payment_id, before, after } => {
                 self.count_reversal(user_id, payment_id, *before, *after)
@@ -356,6 +362,12 @@ impl Tx {
         }
         let update = update.update_expression(format!("SET {} REMOVE {SCHED_PK}, {SCHED_SK}", sets.join(", "))).build();
         self.update(update, Role::Hold);
+        // (A hold opened by a release before the copies has none.)
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(open_hold_key(&hold.user_id, &hold.hold_id)))
+            .build();
+        self.push(delete.map(|d| TransactWriteItem::builder().delete(d).build()), Role::Hold);
     }
 
     fn count_reversal(&mut self, user_id: &str, payment_id: &str, before: i64, after: i64) {
