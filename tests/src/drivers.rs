@@ -8,24 +8,59 @@ use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
 use credits::{App, Config, Mail};
 use serde_json::{json, Value};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
-/// Records the DynamoDB operations a client sends (each transmission).
+/// Records the DynamoDB operations a client sends (each transmission), and
+/// the IAM actions they need.
 #[derive(Clone, Debug, Default)]
-pub struct RequestLog(Arc<Mutex<Vec<String>>>);
+pub struct RequestLog {
+    operations: Arc<Mutex<Vec<String>>>,
+    actions: Arc<Mutex<BTreeSet<(String, String)>>>,
+}
 
 impl RequestLog {
     /// The operations sent so far, in order (`"TransactWriteItems"`, ...).
     pub fn operations(&self) -> Vec<String> {
-        self.0.lock().map(|ops| ops.clone()).unwrap_or_default()
+        self.operations.lock().map(|ops| ops.clone()).unwrap_or_default()
+    }
+
+    /// The IAM actions the requests so far needed, each with what it was on:
+    /// `table`, or `index/<name>` (a transaction needs the action of each of
+    /// its items: `dynamodb:PutItem` for a Put, `dynamodb:ConditionCheckItem`
+    /// for a ConditionCheck, ...).
+    pub fn actions(&self) -> BTreeSet<(String, String)> {
+        self.actions.lock().map(|a| a.clone()).unwrap_or_default()
     }
 
     /// Forgets what was recorded.
     pub fn clear(&self) {
-        if let Ok(mut ops) = self.0.lock() {
+        if let Ok(mut ops) = self.operations.lock() {
             ops.clear();
         }
+        if let Ok(mut actions) = self.actions.lock() {
+            actions.clear();
+        }
+    }
+}
+
+/// The IAM actions a DynamoDB request `op` with `body` needs.
+fn iam_actions(op: &str, body: &Value) -> Vec<(String, String)> {
+    let on_table = |action: &str| (format!("dynamodb:{action}"), "table".to_owned());
+    match op {
+        "TransactWriteItems" => body["TransactItems"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|item| item.as_object()?.keys().next().cloned())
+            .map(|kind| (format!("dynamodb:{kind}Item"), "table".to_owned()))
+            .collect(),
+        "TransactGetItems" => vec![on_table("GetItem")],
+        "Query" | "Scan" => match body["IndexName"].as_str() {
+            Some(index) => vec![(format!("dynamodb:{op}"), format!("index/{index}"))],
+            None => vec![on_table(op)],
+        },
+        other => vec![on_table(other)],
     }
 }
 
@@ -42,7 +77,12 @@ impl Intercept for RequestLog {
     ) -> Result<(), BoxError> {
         let target = context.request().headers().get("x-amz-target").unwrap_or("?");
         let op = target.rsplit('.').next().unwrap_or(target).to_owned();
-        if let Ok(mut ops) = self.0.lock() {
+        let body: Value =
+            context.request().body().bytes().and_then(|b| serde_json::from_slice(b).ok()).unwrap_or(Value::Null);
+        if let Ok(mut actions) = self.actions.lock() {
+            actions.extend(iam_actions(&op, &body));
+        }
+        if let Ok(mut ops) = self.operations.lock() {
             ops.push(op);
         }
         Ok(())

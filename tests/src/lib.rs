@@ -12,6 +12,7 @@
 //! | [`logs`] | the log lines the functions write |
 //! | [`chaos`] | the fault-injection suite: workload, invariants, self-test |
 //! | [`runtime_api`] | a Lambda runtime API for the benchmarks: release binaries run as on Lambda |
+//! | [`template`] | what template.yaml grants each function's role |
 
 pub mod chaos;
 pub mod drivers;
@@ -21,6 +22,7 @@ pub mod invariants;
 pub mod logs;
 pub mod runtime_api;
 pub mod table;
+pub mod template;
 
 pub use drivers::*;
 pub use emulator::*;

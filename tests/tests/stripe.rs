@@ -592,3 +592,34 @@ async fn a_store_failure_is_answered_5xx_so_stripe_retries() {
     assert!(down.num_calls() >= 1);
     assert_eq!(send.num_calls(), 0, "no email for what did not commit");
 }
+
+/// stripe-webhook's role allows every DynamoDB action its events need (the
+/// other functions' are checked in template.rs).
+#[tokio::test]
+async fn the_role_allows_what_the_webhook_sends() {
+    let setup = app().await;
+    let log = RequestLog::default();
+    let app = app_with(&[], Some(log.clone())).await;
+    let (user, _) = new_user(&setup, "pro").await;
+    let pi = unique("pi");
+    log.clear();
+    pay(&app, &user, &pi).await;
+    let refund = stripe_event("charge.refunded", |e| {
+        e["data"]["object"]["payment_intent"] = json!(pi);
+        e["data"]["object"]["amount_refunded"] = json!(250);
+    });
+    assert_eq!(deliver(&app, &refund).await.status, 200);
+    let sub = unique("sub");
+    let up = deliver(&app, &subscription_update(&sub, &user, "price_1QcBusinessMonthly", now())).await;
+    assert_eq!((up.status, up.json["action"].as_str()), (200, Some("plan_change")), "{}", up.text);
+    let end = subscription_event(
+        "customer.subscription.deleted",
+        &sub,
+        &user,
+        "price_1QcBusinessMonthly",
+        "canceled",
+        now() + 1,
+    );
+    assert_eq!(deliver(&app, &end).await.status, 200);
+    integration_tests::template::assert_role_allows("StripeWebhookFunction", &log.actions());
+}
