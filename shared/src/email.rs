@@ -303,14 +303,16 @@ pub enum SendError {
     /// SES asks us to slow down: not the email's fault.
     #[error("SES throttled: {0}")]
     Throttled(String),
-    /// SES sends nothing for now, whatever the email: the account's sending
-    /// is paused or suspended, its MAIL FROM domain is unverified, SES
-    /// answered a server error, or it could not be reached in time (after
-    /// the SDK's retries). Not the email's fault either, and it may last
-    /// longer than an email's attempts.
+    /// SES says it sends nothing for now, whatever the email: the account's
+    /// sending is paused or suspended, or its MAIL FROM domain unverified.
+    /// Not the email's fault either, and it may last longer than an email's
+    /// attempts.
     #[error("SES unavailable: {0}")]
     Unavailable(String),
-    /// Anything else: this email refused, or the service misconfigured.
+    /// Anything else: this email refused, the service misconfigured, or
+    /// SES failing or out of reach (a server error, no answer in time), when
+    /// it may have accepted the email: each try counts, so that a copy sent
+    /// again is sent a bounded number of times.
     #[error("SES failed: {0}")]
     Failed(String),
 }
@@ -396,12 +398,8 @@ fn send_error(err: &SdkError<SendEmailError, HttpResponse>, text: String) -> Sen
             | SendEmailError::AccountSuspendedException(_)
             | SendEmailError::MailFromDomainNotVerifiedException(_) => SendError::Unavailable(text),
             other if matches!(other.code(), Some("Throttling" | "ThrottlingException")) => SendError::Throttled(text),
-            _ if e.raw().status().is_server_error() => SendError::Unavailable(text),
             _ => SendError::Failed(text),
         },
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
-            SendError::Unavailable(text)
-        }
         _ => SendError::Failed(text),
     }
 }
@@ -411,7 +409,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ses_failures_that_are_not_the_emails_cost_it_no_attempt() {
+    fn ses_saying_it_sends_nothing_costs_no_attempt_and_its_failures_do() {
         use aws_sdk_sesv2::error::ErrorMetadata;
         use aws_sdk_sesv2::types::error::{
             AccountSuspendedException, MailFromDomainNotVerifiedException, MessageRejected, SendingPausedException,
@@ -451,11 +449,12 @@ mod tests {
                 ),
                 "unavailable",
             ),
-            (service(generic("InternalFailure"), 500), "unavailable"),
-            (service(generic("ServiceUnavailable"), 503), "unavailable"),
-            (kind(SdkError::timeout_error("no answer in time")), "unavailable"),
-            (kind(SdkError::dispatch_failure(ConnectorError::io("connection refused".into()))), "unavailable"),
-            // The email's own, or the deployment's: attempts count.
+            // The email's own, the deployment's, or SES failing when it may
+            // have taken the email: attempts count.
+            (service(generic("InternalFailure"), 500), "failed"),
+            (service(generic("ServiceUnavailable"), 503), "failed"),
+            (kind(SdkError::timeout_error("no answer in time")), "failed"),
+            (kind(SdkError::dispatch_failure(ConnectorError::io("connection reset".into()))), "failed"),
             (service(SendEmailError::MessageRejected(MessageRejected::builder().build()), 400), "failed"),
             (service(generic("AccessDeniedException"), 403), "failed"),
             (kind(SdkError::construction_failure("bad request")), "failed"),

@@ -17,7 +17,7 @@ use crate::store::Write;
 /// account crosses a threshold not yet alerted this cycle. An account whose
 /// plan the catalogue lost has only the threshold 0 ("you have run out"),
 /// and no email can say how to get more: the crossing is logged as an error
-/// and not recorded, so the email goes out once the plan is back.
+/// and not recorded, so that a crossing once the plan is back sends it.
 pub fn apply(effect: &mut Effect, snapshot: &Snapshot, ctx: &Ctx<'_>) {
     let Some(account) = snapshot.account.as_ref() else { return };
     let Some(change) = effect.writes.iter_mut().find_map(|w| match w {

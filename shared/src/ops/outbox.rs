@@ -97,9 +97,9 @@ pub struct Report {
     pub failed: u64,
     /// Times SES throttled the run (attempts not counted).
     pub throttled: u64,
-    /// Store errors that outlasted their retries, and SES sending nothing
-    /// (paused, suspended, unreachable; the run stops there): each is
-    /// logged, and the email or page it concerned is left for a later run.
+    /// Store errors that outlasted their retries, and SES saying it sends
+    /// nothing (paused, suspended; the run stops there): each is logged,
+    /// and the email or page it concerned is left for a later run.
     pub errors: u64,
     /// Whether due emails were left for the next run.
     pub remaining: bool,
