@@ -48,13 +48,15 @@ impl RequestLog {
 fn iam_actions(op: &str, body: &Value) -> Vec<(String, String)> {
     let on_table = |action: &str| (format!("dynamodb:{action}"), "table".to_owned());
     match op {
-        "TransactWriteItems" => body["TransactItems"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|item| item.as_object()?.keys().next().cloned())
-            .map(|kind| (format!("dynamodb:{kind}Item"), "table".to_owned()))
-            .collect(),
+        "TransactWriteItems" => match body["TransactItems"].as_array() {
+            Some(items) => items
+                .iter()
+                .filter_map(|item| item.as_object()?.keys().next().cloned())
+                .map(|kind| (format!("dynamodb:{kind}Item"), "table".to_owned()))
+                .collect(),
+            // No role allows this: a body the log cannot read fails the check.
+            None => vec![("unread TransactWriteItems".to_owned(), "table".to_owned())],
+        },
         "TransactGetItems" => vec![on_table("GetItem")],
         "Query" | "Scan" => match body["IndexName"].as_str() {
             Some(index) => vec![(format!("dynamodb:{op}"), format!("index/{index}"))],

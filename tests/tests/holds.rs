@@ -160,14 +160,14 @@ async fn racing_holds_spends_and_captures_never_overspend() {
     let held_or_free = b["total"].as_i64().unwrap_or(0) + b["held"].as_i64().unwrap_or(0);
     let spends = ledger_kinds(&app, &user).await.iter().filter(|(k, ..)| k == "spend").count() as i64;
     assert_eq!(held_or_free + spent + spends * 90, 1_000, "every credit is somewhere: {b}");
-    // The open holds' copies are exactly the holds the race left open.
+    // The open holds' entries are exactly the holds the race left open.
     let listed = open_holds(&app, &user).await.json;
     let listed_credits: i64 =
         listed["holds"].as_array().into_iter().flatten().filter_map(|h| h["credits"].as_i64()).sum();
     assert_eq!(Some(listed_credits), b["held"].as_i64(), "{listed}");
-    let copies = open_copies(&app, &user).await;
-    assert_eq!(copies.len(), listed["holds"].as_array().map_or(0, Vec::len), "{copies:?}");
-    assert!(copies.iter().all(|c| c.starts_with("OPENHOLD#more")), "the captured ones lost their copies: {copies:?}");
+    let entries = open_entries(&app, &user).await;
+    assert_eq!(entries.len(), listed["holds"].as_array().map_or(0, Vec::len), "{entries:?}");
+    assert!(entries.iter().all(|c| c.starts_with("OPENHOLD#more")), "the captured ones lost theirs: {entries:?}");
     assert_ledger_explains_balance(&app, &user).await;
 }
 
@@ -373,7 +373,7 @@ async fn with_nothing_held_the_list_reads_no_hold() {
     let listed = open_holds(&app, &user).await;
     assert_eq!(listed.json["holds"].as_array().map(|h| h.len()), Some(1), "{}", listed.text);
     assert_eq!(listed.json["holds"][0]["hold_id"], "b");
-    assert_eq!(log.operations(), ["GetItem", "Query"], "an open hold: the holds are read");
+    assert_eq!(log.operations(), ["GetItem", "Query", "BatchGetItem"], "an open hold: its entry, then it");
 
     assert_eq!(settle_hold(&app, "b", "capture", json!({"user_id": user, "credits": 4})).await.status, 200);
     log.clear();
@@ -382,8 +382,8 @@ async fn with_nothing_held_the_list_reads_no_hold() {
     assert_eq!(log.operations(), ["GetItem"], "nothing held: only the account is read");
 }
 
-/// The sort keys of `user`'s copies of open holds.
-async fn open_copies(app: &credits::App, user: &str) -> Vec<String> {
+/// The sort keys of `user`'s entries of open holds.
+async fn open_entries(app: &credits::App, user: &str) -> Vec<String> {
     integration_tests::table::partition(app, &format!("USER#{user}"))
         .await
         .iter()
@@ -391,28 +391,42 @@ async fn open_copies(app: &credits::App, user: &str) -> Vec<String> {
         .collect()
 }
 
-/// Each open hold has a copy, deleted as it closes whichever way (capture,
-/// release, expiry), so the list reads the open holds alone, however many
-/// closed ones the user has; a hold opened before the copies existed (its
-/// copy deleted here) is still listed, by reading every hold.
+/// Each open hold has an entry naming it, deleted as it closes whichever
+/// way (capture, release, expiry), so the list reads the open holds alone,
+/// however many closed ones the user has. Where the open holds the entries
+/// name do not add up to `held`, every hold is read: a hold opened before
+/// the entries existed (its entry deleted here) is still listed, and an
+/// entry an older release left behind when it closed its hold (put back
+/// here) lists nothing.
 #[tokio::test]
-async fn the_list_reads_only_the_open_holds_copies_and_still_finds_older_holds() {
+async fn the_list_reads_only_the_open_holds_entries_and_still_finds_older_holds() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    // Its own table: its expiry sweep must see only its own holds.
+    let table = integration_tests::table::fresh_table(&app().await).await;
     let log = RequestLog::default();
-    let app = app_with(&[], Some(log.clone())).await;
+    let app = app_with(&[("TABLE_NAME", &table)], Some(log.clone())).await;
     let (user, _) = new_user(&app, "free").await;
     for (id, expires) in [("cap", 3600), ("rel", 3600), ("exp", 60), ("open", 3600), ("older", 3600)] {
         let body = json!({"user_id": user, "hold_id": id, "credits": 10, "expires_in_s": expires});
         assert_eq!(hold(&app, body).await.status, 201);
     }
-    assert_eq!(open_copies(&app, &user).await.len(), 5);
+    let entry_of = |id: &str| {
+        std::collections::HashMap::from([
+            ("pk".to_owned(), AttributeValue::S(format!("USER#{user}"))),
+            ("sk".to_owned(), AttributeValue::S(format!("OPENHOLD#{id}"))),
+        ])
+    };
+    let db = integration_tests::table::dynamodb().await;
+    let cap_entry = db.get_item().table_name(&table).set_key(Some(entry_of("cap"))).send().await.expect("read");
+    let cap_entry = cap_entry.item.expect("an open hold has its entry");
+    assert_eq!(open_entries(&app, &user).await.len(), 5);
     assert_eq!(settle_hold(&app, "cap", "capture", json!({"user_id": user, "credits": 4})).await.status, 200);
     assert_eq!(settle_hold(&app, "rel", "release", json!({"user_id": user})).await.status, 200);
     assert_eq!(expire_holds_at(&app, &at(2)).await["expired"], 1);
-    assert_eq!(open_copies(&app, &user).await, ["OPENHOLD#older", "OPENHOLD#open"], "closed holds lose their copies");
+    assert_eq!(open_entries(&app, &user).await, ["OPENHOLD#older", "OPENHOLD#open"], "closed holds lose their entries");
 
-    log.clear();
-    let listed = open_holds(&app, &user).await;
-    let ids = |listed: &Answer| -> Vec<String> {
+    // (The holds were opened within a second or two: compared as sets.)
+    let ids = |listed: &Answer| -> std::collections::BTreeSet<String> {
         listed.json["holds"]
             .as_array()
             .into_iter()
@@ -420,27 +434,34 @@ async fn the_list_reads_only_the_open_holds_copies_and_still_finds_older_holds()
             .filter_map(|h| h["hold_id"].as_str().map(str::to_owned))
             .collect()
     };
-    assert_eq!(ids(&listed), ["older", "open"], "opened in the same second: by id; {}", listed.text);
-    assert_eq!(log.operations(), ["GetItem", "Query"], "one query, of the copies");
-
-    let db = integration_tests::table::dynamodb().await;
-    let key = std::collections::HashMap::from([
-        ("pk".to_owned(), aws_sdk_dynamodb::types::AttributeValue::S(format!("USER#{user}"))),
-        ("sk".to_owned(), aws_sdk_dynamodb::types::AttributeValue::S("OPENHOLD#older".to_owned())),
-    ]);
-    db.delete_item().table_name(&app.config.table_name).set_key(Some(key)).send().await.expect("copy deleted");
+    let both: std::collections::BTreeSet<String> = ["older".to_owned(), "open".to_owned()].into();
     log.clear();
     let listed = open_holds(&app, &user).await;
-    assert_eq!(ids(&listed), ["older", "open"], "the hold without a copy is found: {}", listed.text);
-    assert_eq!(log.operations(), ["GetItem", "Query", "Query"], "the copies fall short of held: every hold read");
-    // Closing it deletes a copy that is not there: nothing fails.
+    assert_eq!(ids(&listed), both, "{}", listed.text);
+    assert_eq!(log.operations(), ["GetItem", "Query", "BatchGetItem"], "the entries, then the two holds");
+
+    db.delete_item().table_name(&table).set_key(Some(entry_of("older"))).send().await.expect("entry deleted");
+    log.clear();
+    let listed = open_holds(&app, &user).await;
+    assert_eq!(ids(&listed), both, "the hold without an entry is found: {}", listed.text);
+    assert_eq!(log.operations(), ["GetItem", "Query", "BatchGetItem", "Query"], "short of held: every hold read");
+
+    // The captured hold's entry back, as a release before the entries would
+    // leave it: with the hold without one, it names as many credits as held.
+    db.put_item().table_name(&table).set_item(Some(cap_entry)).send().await.expect("stale entry");
+    let listed = open_holds(&app, &user).await;
+    assert_eq!(ids(&listed), both, "the captured hold is not listed: {}", listed.text);
+
+    // Closing the hold without an entry deletes nothing that fails.
     assert_eq!(settle_hold(&app, "older", "release", json!({"user_id": user})).await.status, 200);
-    assert_eq!(ids(&open_holds(&app, &user).await), ["open"]);
+    let listed = open_holds(&app, &user).await;
+    assert_eq!(ids(&listed), ["open".to_owned()].into(), "{}", listed.text);
     assert_ledger_explains_balance(&app, &user).await;
 }
 
 /// Every page is read: an open hold behind a page with none (DynamoDB's
-/// filter applies after a page's limit) must still be listed.
+/// filter applies after a page's limit) must still be listed. Here no entry
+/// is found, so the holds themselves are read, in two pages.
 #[tokio::test]
 async fn the_list_of_open_holds_reads_every_page() {
     use aws_sdk_dynamodb::operation::query::QueryOutput;
@@ -461,18 +482,26 @@ async fn the_list_of_open_holds_reads_every_page() {
         ("sk".to_owned(), AttributeValue::S("HOLD#early".to_owned())),
     ]);
     let cursor = next.clone();
+    let prefix = |req: &aws_sdk_dynamodb::operation::query::QueryInput| {
+        req.expression_attribute_values().and_then(|v| v.get(":prefix")).and_then(|v| v.as_s().ok()).cloned()
+    };
+    let entries = mock!(aws_sdk_dynamodb::Client::query)
+        .match_requests(move |req| prefix(req).as_deref() == Some("OPENHOLD#"))
+        .then_output(|| QueryOutput::builder().set_items(Some(Vec::new())).build());
     let first = mock!(aws_sdk_dynamodb::Client::query)
-        .match_requests(|req| req.exclusive_start_key().is_none())
+        .match_requests(move |req| prefix(req).as_deref() == Some("HOLD#") && req.exclusive_start_key().is_none())
         .then_output(move || {
             QueryOutput::builder().set_items(Some(Vec::new())).set_last_evaluated_key(Some(next.clone())).build()
         });
     // The second page only for a request that carries the first page's cursor.
     let second = mock!(aws_sdk_dynamodb::Client::query)
-        .match_requests(move |req| req.exclusive_start_key() == Some(&cursor))
+        .match_requests(move |req| {
+            prefix(req).as_deref() == Some("HOLD#") && req.exclusive_start_key() == Some(&cursor)
+        })
         .then_output(move || QueryOutput::builder().items(stored.clone()).build());
-    let db = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&first, &second]);
+    let db = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&entries, &first, &second]);
     let mocked = mocked_app(db, aws_sdk_sesv2::Client::new(&sdk_config()));
     let holds = mocked.store.open_holds(&user, 10).await.expect("listed");
     assert_eq!(holds.iter().map(|h| h.hold_id.as_str()).collect::<Vec<_>>(), ["late"]);
-    assert_eq!((first.num_calls(), second.num_calls()), (1, 1), "each page read once");
+    assert_eq!((entries.num_calls(), first.num_calls(), second.num_calls()), (1, 1, 1), "each page read once");
 }

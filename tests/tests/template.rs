@@ -66,7 +66,7 @@ fn each_role_allows_exactly_what_its_function_calls() {
     const WRITE: &[&str] = &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"];
     let email = ["ses:SendEmail"];
     let mut expected: std::collections::BTreeMap<&str, Vec<&str>> = std::collections::BTreeMap::new();
-    // Closing a hold deletes its copy among the open holds.
+    // Closing a hold deletes its entry among the open holds.
     const DELETE: &[&str] = &["dynamodb:DeleteItem"];
     for f in ["ReferralSignupFunction", "PurchaseFunction", "UpgradeBonusFunction", "CorrectionsFunction"] {
         expected.insert(f, [WRITE, &email].concat());
@@ -76,7 +76,7 @@ fn each_role_allows_exactly_what_its_function_calls() {
     expected.insert("RolloverFunction", [&["dynamodb:Query", "dynamodb:BatchGetItem"][..], WRITE].concat());
     expected.insert("EmailOutboxFunction", vec!["dynamodb:Query", "dynamodb:UpdateItem", "ses:SendEmail"]);
     expected.insert("HoldExpiryFunction", [&["dynamodb:Query"][..], WRITE, DELETE].concat());
-    expected.insert("AccountFunction", vec!["dynamodb:GetItem", "dynamodb:Query"]);
+    expected.insert("AccountFunction", vec!["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Query"]);
 
     let t = template();
     let mut seen = std::collections::BTreeMap::new();

@@ -241,24 +241,8 @@ pub(crate) fn decode_purchase(item: &Item) -> Result<crate::store::PurchaseFacts
 }
 
 pub(crate) fn encode_hold(h: &Hold) -> Item {
-    let mut attributes = hold_attributes(h, "hold");
-    if h.status == HoldStatus::Open {
-        attributes.push((SCHED_PK, s(&partition_of(Queue::Holds, &format!("{}/{}", h.user_id, h.hold_id)))));
-        attributes.push((SCHED_SK, s(&format_time(h.expires_at))));
-    }
-    with(hold_key(&h.user_id, &h.hold_id), attributes)
-}
-
-/// The copy of an open hold that the list of open holds reads (an open
-/// hold does not change until it closes, when the copy is deleted). It is
-/// not on the schedule: the hold itself is.
-pub(crate) fn encode_open_hold(h: &Hold) -> Item {
-    with(open_hold_key(&h.user_id, &h.hold_id), hold_attributes(h, "open_hold"))
-}
-
-fn hold_attributes(h: &Hold, kind: &'static str) -> Vec<(&'static str, AttributeValue)> {
     let mut attributes = vec![
-        (KIND, s(kind)),
+        (KIND, s("hold")),
         (USER_ID, s(&h.user_id)),
         (HOLD_ID, s(&h.hold_id)),
         (CREDITS, n(h.credits)),
@@ -276,7 +260,22 @@ fn hold_attributes(h: &Hold, kind: &'static str) -> Vec<(&'static str, Attribute
     if let Some(captured) = h.captured {
         attributes.push((CAPTURED, n(captured)));
     }
-    attributes
+    if h.status == HoldStatus::Open {
+        attributes.push((SCHED_PK, s(&partition_of(Queue::Holds, &format!("{}/{}", h.user_id, h.hold_id)))));
+        attributes.push((SCHED_SK, s(&format_time(h.expires_at))));
+    }
+    with(hold_key(&h.user_id, &h.hold_id), attributes)
+}
+
+/// An open hold's entry in the user's list of open holds, which only names
+/// it: written with the hold, and deleted as it closes.
+pub(crate) fn encode_open_hold(h: &Hold) -> Item {
+    with(open_hold_key(&h.user_id, &h.hold_id), vec![(KIND, s("open_hold")), (HOLD_ID, s(&h.hold_id))])
+}
+
+/// The hold an open hold's entry names.
+pub(crate) fn decode_open_hold(item: &Item) -> Result<String, StoreError> {
+    Ok(get_s(item, HOLD_ID)?.to_owned())
 }
 
 pub(crate) fn decode_hold(item: &Item) -> Result<Hold, StoreError> {

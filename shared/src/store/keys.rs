@@ -86,8 +86,8 @@ pub(crate) fn hold_key(user_id: &str, hold_id: &str) -> Item {
     key(user_pk(user_id), &format!("{HOLD_PREFIX}{hold_id}"))
 }
 
-/// Open holds have a copy under this prefix too, removed as they close, so
-/// that listing them reads only them.
+/// Each open hold has an entry naming it under this prefix too, deleted as
+/// it closes, so that listing them reads only them.
 pub(crate) const OPEN_HOLD_PREFIX: &str = "OPENHOLD#";
 
 pub(crate) fn open_hold_key(user_id: &str, hold_id: &str) -> Item {

@@ -37,12 +37,13 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkErro
 use aws_sdk_dynamodb::operation::transact_get_items::TransactGetItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Get, TransactGetItem};
 use aws_sdk_dynamodb::Client;
-use items::{decode_account, decode_code_claim, decode_entry, decode_hold, decode_purchase, decode_record};
+use items::{
+    decode_account, decode_code_claim, decode_entry, decode_hold, decode_open_hold, decode_purchase, decode_record,
+};
 use keys::{
     account_key, code_key, hold_key, record_key, s, stripe_user_key, subscription_key, user_pk, Item, HOLD_PREFIX,
     LEDGER_PREFIX, OPEN_HOLD_PREFIX,
 };
-use std::collections::BTreeSet;
 
 /// Name of the sparse index of scheduled work (due accounts, pending emails).
 pub const SCHEDULE_INDEX: &str = "by-schedule";
@@ -326,28 +327,43 @@ impl Store {
         Ok(Some((entries, more)))
     }
 
-    /// A user's open holds, oldest first (by id within a second), given `held`, the credits the
-    /// account holds. Each open hold has a copy of its own (written and
-    /// deleted with it), so this reads only them. Holds opened by a release
-    /// before the copies have none: while the copies hold less than `held`,
-    /// every hold of the partition is read too (closed holds stay there, so
-    /// a repeated capture still answers `hold_closed`), filtered on `open`.
+    /// A user's open holds, oldest first (by id within a second), given
+    /// `held`, the credits the account holds. Each open hold has an entry
+    /// naming it under `OPENHOLD#` (written and deleted with it), so this
+    /// reads only the entries, and then their holds (only a hold says
+    /// whether it is still open: a release before the entries, during a
+    /// deploy or after a rollback, closes a hold and leaves its entry).
+    /// Where the open ones do not add up to `held` (holds opened by such a
+    /// release have no entry), every hold of the partition is read instead
+    /// (closed holds stay there, so a repeated capture still answers
+    /// `hold_closed`), filtered on `open`.
     pub async fn open_holds(&self, user_id: &str, held: i64) -> Result<Vec<Hold>, StoreError> {
-        let mut holds = self.holds_under(user_id, OPEN_HOLD_PREFIX, false).await?;
-        let copied = holds.iter().fold(0_i64, |sum, h| sum.saturating_add(h.credits));
-        if copied < held {
-            let known: BTreeSet<String> = holds.iter().map(|h| h.hold_id.clone()).collect();
-            let older = self.holds_under(user_id, HOLD_PREFIX, true).await?;
-            holds.extend(older.into_iter().filter(|h| !known.contains(&h.hold_id)));
+        let entries: Vec<Item> = self.query_prefix(user_id, OPEN_HOLD_PREFIX, false).await?;
+        let named = entries.iter().map(decode_open_hold).collect::<Result<Vec<_>, _>>()?;
+        let mut holds = Vec::with_capacity(named.len());
+        for chunk in named.chunks(100) {
+            let keys = chunk.iter().map(|id| hold_key(user_id, id)).collect();
+            for item in self.batch_get(keys, |_| true).await? {
+                let hold = decode_hold(&item)?;
+                if hold.status == HoldStatus::Open {
+                    holds.push(hold);
+                }
+            }
+        }
+        let open = holds.iter().fold(0_i64, |sum, h| sum.saturating_add(h.credits));
+        if open != held {
+            let items = self.query_prefix(user_id, HOLD_PREFIX, true).await?;
+            holds = items.iter().map(decode_hold).collect::<Result<_, _>>()?;
         }
         // Oldest first; holds opened in the same second by their ids.
         holds.sort_by(|a, b| (a.created_at, &a.hold_id).cmp(&(b.created_at, &b.hold_id)));
         Ok(holds)
     }
 
-    /// The holds whose keys start with `prefix`; `open_only`: filtered on
-    /// status `open` (after reading, as DynamoDB filters).
-    async fn holds_under(&self, user_id: &str, prefix: &str, open_only: bool) -> Result<Vec<Hold>, StoreError> {
+    /// The items of `user_id`'s partition whose sort keys start with
+    /// `prefix`, every page; `open_only`: filtered on status `open` (after
+    /// reading, as DynamoDB filters).
+    async fn query_prefix(&self, user_id: &str, prefix: &str, open_only: bool) -> Result<Vec<Item>, StoreError> {
         let mut query = self
             .client
             .query()
@@ -362,9 +378,7 @@ impl Store {
                 .expression_attribute_names("#status", attr::STATUS)
                 .expression_attribute_values(":open", s(HoldStatus::Open.as_str()));
         }
-        let items: Vec<Item> =
-            query.into_paginator().items().send().collect::<Result<_, _>>().await.map_err(classify)?;
-        items.iter().map(decode_hold).collect()
+        query.into_paginator().items().send().collect::<Result<_, _>>().await.map_err(classify)
     }
 
     pub(crate) fn client(&self) -> &Client {

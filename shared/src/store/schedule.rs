@@ -80,8 +80,19 @@ impl Store {
         user_ids: &[String],
         may_wait: impl Fn(Duration) -> bool,
     ) -> Result<Vec<Result<Account, StoreError>>, StoreError> {
-        let mut accounts = Vec::with_capacity(user_ids.len());
         let keys: Vec<Item> = user_ids.iter().map(|id| account_key(id)).collect();
+        Ok(self.batch_get(keys, may_wait).await?.iter().map(decode_account).collect())
+    }
+
+    /// The items of up to 100 `keys` that exist, read in one request
+    /// (strongly consistent), with the retries of [`Store::accounts`].
+    pub(crate) async fn batch_get(
+        &self,
+        keys: Vec<Item>,
+        may_wait: impl Fn(Duration) -> bool,
+    ) -> Result<Vec<Item>, StoreError> {
+        let asked = keys.len();
+        let mut found = Vec::with_capacity(asked);
         let mut request = KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(true).build().ok();
         let mut rounds = 0;
         while let Some(keys) = request.take().filter(|k| !k.keys().is_empty()) {
@@ -92,20 +103,20 @@ impl Store {
                     return Err(StoreError::Unavailable(format!(
                         "BatchGetItem left {} of {} keys unprocessed after {} rounds",
                         keys.keys().len(),
-                        user_ids.len(),
+                        asked,
                         rounds - 1
                     )));
                 }
                 tokio::time::sleep(pause).await;
             }
-            let out =
+            let mut out =
                 self.client().batch_get_item().request_items(self.table(), keys).send().await.map_err(classify)?;
-            if let Some(items) = out.responses.as_ref().and_then(|r| r.get(self.table())) {
-                accounts.extend(items.iter().map(decode_account));
+            if let Some(items) = out.responses.as_mut().and_then(|r| r.remove(self.table())) {
+                found.extend(items);
             }
             request = out.unprocessed_keys.and_then(|mut u| u.remove(self.table()));
         }
-        Ok(accounts)
+        Ok(found)
     }
 
     /// Claims a pending email due at `now` for one attempt: moves its next

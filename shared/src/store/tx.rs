@@ -35,10 +35,11 @@ pub enum Write {
     /// One more signup that recorded this user as referrer, without a
     /// reward: only a counter moves, so the version is left alone.
     CountReferralSignup(String),
-    /// A new hold (it must not exist yet), and its copy among the open ones.
+    /// A new hold (it must not exist yet), and its entry among the user's
+    /// open holds.
     OpenHold(Hold),
     /// A hold settled (captured, released, expired), on the condition that
-    /// it is still open; its copy among the open ones is deleted.
+    /// it is still open; its entry among the open holds is deleted.
     CloseHold(Hold),
     /// A Stripe subscription's event applied: recorded as the
     /// subscription's latest (and its end for good, if it is), on the
@@ -362,7 +363,7 @@ impl Tx {
         }
         let update = update.update_expression(format!("SET {} REMOVE {SCHED_PK}, {SCHED_SK}", sets.join(", "))).build();
         self.update(update, Role::Hold);
-        // (A hold opened by a release before the copies has none.)
+        // (A hold opened by a release before the entries has none.)
         let delete = Delete::builder()
             .table_name(&self.table)
             .set_key(Some(open_hold_key(&hold.user_id, &hold.hold_id)))
