@@ -358,3 +358,45 @@ fn each_dead_letter_queue_admits_exactly_the_schedules_that_use_it() {
         assert_eq!(allowed, rules, "{queue}");
     }
 }
+
+/// CloudWatch alarms cannot publish to a topic encrypted under the
+/// AWS-managed key (`alias/aws/sns`): its key policy does not admit them, and
+/// every alarm would fail to notify.
+#[test]
+fn the_alarm_topic_is_one_alarms_can_publish_to() {
+    let t = template();
+    let key = &t["Resources"]["AlarmTopic"]["Properties"]["KmsMasterKeyId"];
+    assert!(key.as_str().is_none_or(|k| !k.contains("aws/sns")), "AlarmTopic under {key:?}");
+    let alarms = t["Resources"]
+        .as_mapping()
+        .expect("resources")
+        .values()
+        .filter(|r| r["Type"] == "AWS::CloudWatch::Alarm")
+        .filter(|r| {
+            r["Properties"]["AlarmActions"]
+                .as_sequence()
+                .is_some_and(|a| a.iter().any(|x| reference(x) == Some("AlarmTopic")))
+        })
+        .count();
+    assert!(alarms >= 20, "{alarms} alarms notify the topic");
+}
+
+/// Every route is throttled (the checkov skips of reserved concurrency say
+/// API Gateway bounds the traffic), and the public Stripe route tighter.
+#[test]
+fn the_api_throttles_every_route_and_the_public_webhook_tighter() {
+    let t = template();
+    let api = &t["Resources"]["HttpApi"]["Properties"];
+    let default = &api["DefaultRouteSettings"];
+    for limit in ["ThrottlingRateLimit", "ThrottlingBurstLimit"] {
+        assert!(reference(&default[limit]).is_some(), "DefaultRouteSettings.{limit}: {:?}", default[limit]);
+    }
+    let Value::Tagged(settings) = &api["RouteSettings"] else { panic!("RouteSettings: {:?}", api["RouteSettings"]) };
+    assert_eq!(settings.tag, "If");
+    let branches = settings.value.as_sequence().expect("!If's list");
+    assert_eq!(branches[0].as_str(), Some("HasStripe"), "only where the route exists");
+    let webhook = &branches[1]["POST /v1/webhooks/stripe"];
+    assert_eq!(reference(&webhook["ThrottlingRateLimit"]), Some("StripeWebhookRateLimit"));
+    let parameter = |name: &str| t["Parameters"][name]["Default"].as_i64().expect("a default");
+    assert!(parameter("StripeWebhookRateLimit") < parameter("ApiRateLimit"));
+}
