@@ -1,6 +1,9 @@
 # Environment of the local stack; sourced by the Makefile's scripts.
 # The AWS SDK's own variables point every client at the emulator, so no code
 # path knows it runs locally.
+# A shell's AWS_IGNORE_CONFIGURED_ENDPOINT_URLS would send the local stack's
+# calls to real AWS instead.
+unset AWS_IGNORE_CONFIGURED_ENDPOINT_URLS
 export EMULATOR_PORT="${EMULATOR_PORT:-5005}"
 export AWS_ENDPOINT_URL="${AWS_ENDPOINT_URL:-http://127.0.0.1:${EMULATOR_PORT}}"
 export AWS_REGION="${AWS_REGION:-us-east-1}"

@@ -4,7 +4,9 @@
 #   infra/venv.sh local    .venv: also infra/requirements-local.txt (cargo-lambda)
 #   infra/venv.sh lint     .venv-lint: infra/requirements-lint.txt (checkov)
 #   infra/venv.sh deploy   .venv-sam: infra/requirements-deploy.txt (the AWS SAM CLI)
-# Re-installs only when a requirements file changes; prints nothing when up to date.
+# .venv's packages are held to infra/constraints.txt.
+# Re-installs only when a requirements file (or the constraints) changes;
+# prints nothing when up to date.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 python="${PYTHON:-python3}"
@@ -15,9 +17,12 @@ healthy() {
   [[ -x "$1/bin/python" && -x "$1/bin/pip" ]]
 }
 install() {
-  local venv="$root/$1" name="$2"
+  local venv="$root/$1" name="$2" constraints=()
   local file="$root/infra/$name" stamp="$root/$1/.$name.sha256" want
-  want="$(sha256sum "$file" | cut -d' ' -f1)"
+  if [[ "$1" == .venv ]]; then
+    constraints=(-c "$root/infra/constraints.txt")
+  fi
+  want="$(cat "$file" "${constraints[@]:1}" | sha256sum | cut -d' ' -f1)"
   if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]] && healthy "$venv"; then
     return 0
   fi
@@ -29,7 +34,7 @@ install() {
       exit 1
     }
   fi
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$file"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$file" "${constraints[@]}"
   echo "$want" > "$stamp"
 }
 case "${1:-}" in
