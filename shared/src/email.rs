@@ -326,14 +326,30 @@ pub struct Mailer {
 }
 
 /// `"Display Name" <address>`, the name quoted (and MIME-encoded where it
-/// is not ASCII, as SES requires); the bare address without a name.
+/// is not ASCII, as SES requires: in encoded words of at most 75 characters
+/// each, RFC 2047's limit, split between characters); the bare address
+/// without a name.
 pub fn from_header(address: &str, name: Option<&str>) -> String {
     match name {
         None => address.to_owned(),
         Some(name) if name.is_ascii() => {
             format!("\"{}\" <{address}>", name.replace('\\', "\\\\").replace('"', "\\\""))
         }
-        Some(name) => format!("=?UTF-8?B?{}?= <{address}>", base64(name.as_bytes())),
+        Some(name) => {
+            // 45 bytes encode to 60 characters, 72 with `=?UTF-8?B?` and `?=`.
+            const WORD_BYTES: usize = 45;
+            let mut words = Vec::new();
+            let mut word = String::new();
+            for c in name.chars() {
+                if word.len() + c.len_utf8() > WORD_BYTES {
+                    words.push(format!("=?UTF-8?B?{}?=", base64(word.as_bytes())));
+                    word.clear();
+                }
+                word.push(c);
+            }
+            words.push(format!("=?UTF-8?B?{}?=", base64(word.as_bytes())));
+            format!("{} <{address}>", words.join(" "))
+        }
     }
 }
 
@@ -540,5 +556,34 @@ mod tests {
         assert_eq!(from_header("c@example.com", None), "c@example.com");
         assert_eq!(from_header("c@example.com", Some("Acme \"Video\"")), "\"Acme \\\"Video\\\"\" <c@example.com>");
         assert_eq!(from_header("c@example.com", Some("Café")), "=?UTF-8?B?Q2Fmw6k=?= <c@example.com>");
+        // A long name: encoded words of at most 75 characters, split between
+        // characters, that decode to the name.
+        let name = "Éditions Numériques — «Vidéo» ✨ ".repeat(3);
+        let header = from_header("c@example.com", Some(&name));
+        let (words, address) = header.rsplit_once(' ').expect("words, then the address");
+        assert_eq!(address, "<c@example.com>");
+        let decode = |text: &str| -> Vec<u8> {
+            const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+            let sextets: Vec<u32> = text
+                .bytes()
+                .filter(|b| *b != b'=')
+                .map(|b| ALPHABET.iter().position(|a| *a == b).expect("base64") as u32)
+                .collect();
+            let mut out = Vec::new();
+            for group in sextets.chunks(4) {
+                let n = group.iter().enumerate().fold(0, |n, (i, s)| n | (s << (18 - 6 * i)));
+                out.extend((0..group.len() - 1).map(|i| (n >> (16 - 8 * i)) as u8));
+            }
+            out
+        };
+        let mut decoded = String::new();
+        let words: Vec<&str> = words.split(' ').collect();
+        assert!(words.len() > 1, "{header}");
+        for word in words {
+            assert!(word.len() <= 75, "{} characters: {word}", word.len());
+            let text = word.strip_prefix("=?UTF-8?B?").and_then(|w| w.strip_suffix("?=")).expect("an encoded word");
+            decoded.push_str(std::str::from_utf8(&decode(text)).expect("each word whole characters"));
+        }
+        assert_eq!(decoded, name);
     }
 }
