@@ -1,9 +1,10 @@
 # Environment of the local stack; sourced by the Makefile's scripts.
 # The AWS SDK's own variables point every client at the emulator, so no code
 # path knows it runs locally.
-# A shell's AWS_IGNORE_CONFIGURED_ENDPOINT_URLS would send the local stack's
-# calls to real AWS instead.
-unset AWS_IGNORE_CONFIGURED_ENDPOINT_URLS
+# The local stack's calls go to its endpoint (AWS_ENDPOINT_URL): a shell's
+# AWS_IGNORE_CONFIGURED_ENDPOINT_URLS would send them to real AWS, and a
+# service's own endpoint variable would win over it.
+unset AWS_IGNORE_CONFIGURED_ENDPOINT_URLS AWS_ENDPOINT_URL_DYNAMODB AWS_ENDPOINT_URL_SESV2 AWS_ENDPOINT_URL_SSM
 export EMULATOR_PORT="${EMULATOR_PORT:-5005}"
 export AWS_ENDPOINT_URL="${AWS_ENDPOINT_URL:-http://127.0.0.1:${EMULATOR_PORT}}"
 export AWS_REGION="${AWS_REGION:-us-east-1}"

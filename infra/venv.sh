@@ -34,7 +34,14 @@ install() {
       exit 1
     }
   fi
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$file" "${constraints[@]}"
+  if ! "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$file" "${constraints[@]}" 2>"$venv/.pip.log"; then
+    # (pip's errors are shown where there is no retry; the retry shows its own)
+    [[ ${#constraints[@]} -gt 0 ]] || { cat "$venv/.pip.log" >&2; exit 1; }
+    # The tested set was frozen on one Python (see infra/constraints.txt);
+    # another may need other versions of the dependencies.
+    echo "infra/venv.sh: the tested versions (infra/constraints.txt) do not install on $("$venv/bin/python" --version); installing the newest that do" >&2
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$file"
+  fi
   echo "$want" > "$stamp"
 }
 case "${1:-}" in

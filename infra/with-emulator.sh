@@ -19,9 +19,6 @@ import socket
 s = socket.socket()
 s.bind(("127.0.0.1", 0))
 print(s.getsockname()[1])')"
-# This emulator, whatever the shell points a service at (a service's own
-# endpoint variable wins over AWS_ENDPOINT_URL).
-unset AWS_ENDPOINT_URL_DYNAMODB AWS_ENDPOINT_URL_SESV2 AWS_ENDPOINT_URL_SSM
 export EMULATOR_PORT AWS_ENDPOINT_URL="http://127.0.0.1:${EMULATOR_PORT}" TABLE_NAME="$table"
 source infra/env.sh
 mkdir -p .emulator
