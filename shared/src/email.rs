@@ -556,10 +556,16 @@ mod tests {
         assert_eq!(from_header("c@example.com", None), "c@example.com");
         assert_eq!(from_header("c@example.com", Some("Acme \"Video\"")), "\"Acme \\\"Video\\\"\" <c@example.com>");
         assert_eq!(from_header("c@example.com", Some("Café")), "=?UTF-8?B?Q2Fmw6k=?= <c@example.com>");
-        // A long name: encoded words of at most 75 characters, split between
-        // characters, that decode to the name.
-        let name = "Éditions Numériques — «Vidéo» ✨ ".repeat(3);
-        let header = from_header("c@example.com", Some(&name));
+        // Long names: encoded words of at most 75 characters, split between
+        // characters (the second has one across a 45-byte boundary), that
+        // decode to the name.
+        for name in ["Éditions Numériques — «Vidéo» ✨ ".repeat(3), "é".repeat(40)] {
+            encoded_words_decode_to(&name);
+        }
+    }
+
+    fn encoded_words_decode_to(name: &str) {
+        let header = from_header("c@example.com", Some(name));
         let (words, address) = header.rsplit_once(' ').expect("words, then the address");
         assert_eq!(address, "<c@example.com>");
         let decode = |text: &str| -> Vec<u8> {
