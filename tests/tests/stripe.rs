@@ -514,15 +514,31 @@ async fn a_refund_or_dispute_of_a_refused_checkout_is_acknowledged_at_once() {
 #[tokio::test]
 async fn the_signing_secret_is_read_from_ssm_parameter_store() {
     let ssm = aws_sdk_ssm::Client::new(&sdk_config());
-    let name = format!("/credits/{}/stripe-secret", unique("t"));
-    ssm.put_parameter()
-        .name(&name)
-        .value("whsec_from_ssm")
-        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
-        .send()
-        .await
-        .expect("parameter stored");
+    let stored = |value: &'static str| {
+        let ssm = ssm.clone();
+        async move {
+            let name = format!("/credits/{}/stripe-secret", unique("t"));
+            ssm.put_parameter()
+                .name(&name)
+                .value(value)
+                .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+                .send()
+                .await
+                .expect("parameter stored");
+            name
+        }
+    };
+    let name = stored("whsec_from_ssm").await;
     assert_eq!(stripe_webhook::load_secret(&ssm, &name).await.expect("secret"), b"whsec_from_ssm");
+    // Stored from a file, with its line break: the secret is the line.
+    let name = stored("whsec_from_a_file\n").await;
+    assert_eq!(stripe_webhook::load_secret(&ssm, &name).await.expect("secret"), b"whsec_from_a_file");
+    for value in ["whsec_", "whsec_two words", "sk_live_123", "whsec_abc\u{7}"] {
+        let name = stored(value).await;
+        let refused = stripe_webhook::load_secret(&ssm, &name).await.expect_err(value);
+        assert!(refused.to_string().contains("does not hold a Stripe signing secret"), "{value:?}: {refused}");
+        assert!(!refused.to_string().contains(value.trim_start_matches("whsec_")) || value == "whsec_", "{refused}");
+    }
     let missing = stripe_webhook::load_secret(&ssm, "/credits/nope").await.expect_err("missing");
     assert!(
         missing.to_string().contains("STRIPE_SECRET_PARAMETER") && missing.to_string().contains("/credits/nope"),

@@ -20,11 +20,16 @@ pub async fn load_secret(ssm: &aws_sdk_ssm::Client, parameter: &str) -> Result<V
     let out = ssm.get_parameter().name(parameter).with_decryption(true).send().await.map_err(|e| {
         invalid(format!("parameter {parameter:?} could not be read: {}", aws_sdk_ssm::error::DisplayErrorContext(&e)))
     })?;
-    let secret = out.parameter.and_then(|p| p.value).unwrap_or_default();
-    if !secret.starts_with("whsec_") {
-        return Err(invalid(format!("parameter {parameter:?} does not hold a Stripe signing secret (whsec_...)")));
+    let value = out.parameter.and_then(|p| p.value).unwrap_or_default();
+    // A value stored from a file may end in a line break, which no secret has.
+    let secret = value.trim();
+    let key = secret.strip_prefix("whsec_").unwrap_or_default();
+    if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b"+/=_-".contains(&b)) {
+        return Err(invalid(format!(
+            "parameter {parameter:?} does not hold a Stripe signing secret (whsec_ and letters, digits, +, /, =, _ or -)"
+        )));
     }
-    Ok(secret.into_bytes())
+    Ok(secret.as_bytes().to_vec())
 }
 
 /// The Stripe settings of a cold start: the secret from SSM, the price map
