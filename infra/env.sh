@@ -5,6 +5,10 @@
 # AWS_IGNORE_CONFIGURED_ENDPOINT_URLS would send them to real AWS, and a
 # service's own endpoint variable would win over it.
 unset AWS_IGNORE_CONFIGURED_ENDPOINT_URLS AWS_ENDPOINT_URL_DYNAMODB AWS_ENDPOINT_URL_SESV2 AWS_ENDPOINT_URL_SSM
+# The emulator is plain HTTP: a shell's AWS_CA_BUNDLE (some machines point it
+# at the system's ~150 roots) would only be parsed at every cold start, and
+# one naming a missing file would fail it.
+unset AWS_CA_BUNDLE
 export EMULATOR_PORT="${EMULATOR_PORT:-5005}"
 export AWS_ENDPOINT_URL="${AWS_ENDPOINT_URL:-http://127.0.0.1:${EMULATOR_PORT}}"
 export AWS_REGION="${AWS_REGION:-us-east-1}"

@@ -20,7 +20,7 @@
 //! | `AWS_MAX_ATTEMPTS` | attempts per AWS request, first included (default 3) |
 //! | `AWS_RETRY_MODE` | `standard` (the default) or `adaptive` |
 //! | `CREDITS_AWS_CALL_TIMEOUTS` | `off`: no [`ATTEMPT_TIMEOUT`] or [`OPERATION_TIMEOUT`] (a benchmark against the one-request-at-a-time emulator) |
-//! | `SMITHY_CLIENT_SDK_CUSTOM_PARTITION` | a partition table of your own, used as it is (else [`partition::build`] sets it for each client) |
+//! | `SMITHY_CLIENT_SDK_CUSTOM_PARTITION` | a partition table of your own (a JSON file: one that cannot be read or parsed fails the cold start), used as it is (else [`partition::build`] sets it for each client) |
 //!
 //! Timeouts are [`timeouts`]: the SDK's 3.1 s to connect, and, which the SDK
 //! leaves unbounded, [`ATTEMPT_TIMEOUT`] per attempt and
@@ -106,11 +106,15 @@ pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Sdk
             });
         }
     }
+    if let Some(path) = var(partition::PARTITION_FILE_ENV) {
+        partition_file(path)?;
+    }
+    let http = https_client(var(CA_BUNDLE_ENV).map(std::path::Path::new), trusts_system_roots(region))?;
     let mut builder = SdkConfig::builder()
         .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
         .region(Region::new(region.to_owned()))
         .credentials_provider(SharedCredentialsProvider::new(credentials))
-        .http_client(https_client(var(CA_BUNDLE_ENV).map(std::path::Path::new)))
+        .http_client(http)
         .service_config(ServiceEndpoints(service_endpoints));
     builder.set_endpoint_url(endpoint_url.map(str::to_owned));
     builder.set_use_fips(fips);
@@ -128,7 +132,25 @@ pub const CALL_TIMEOUTS_ENV: &str = "CREDITS_AWS_CALL_TIMEOUTS";
 
 /// Whether `name` is a variable this module reads.
 fn read(name: &str) -> bool {
-    name.starts_with("AWS_") || name == CALL_TIMEOUTS_ENV
+    name.starts_with("AWS_") || name == CALL_TIMEOUTS_ENV || name == partition::PARTITION_FILE_ENV
+}
+
+/// Whether a function in `region` trusts the system's roots too. Endpoints
+/// of the `aws` partition chain to the compiled-in Amazon roots; those of
+/// the others (China, GovCloud, the ISO partitions) and of a region the
+/// table does not list are not known to.
+fn trusts_system_roots(region: &str) -> bool {
+    partition::partition_of(region) != Some("aws")
+}
+
+/// Fails unless `path` is a JSON file: the SDK reads the partition table
+/// from it as the first client of each crate is built, and panics on one it
+/// cannot read or parse.
+fn partition_file(path: &str) -> Result<(), ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid { name: partition::PARTITION_FILE_ENV, reason };
+    let text = std::fs::read_to_string(path).map_err(|e| invalid(format!("{path}: {e}")))?;
+    serde_json::from_str::<serde_json::Value>(&text).map_err(|e| invalid(format!("{path} is not JSON: {e}")))?;
+    Ok(())
 }
 
 /// Longest wait for one attempt of an AWS call, its answer included: a
@@ -198,11 +220,12 @@ impl LoadServiceConfig for ServiceEndpoints {
 /// The project's one HTTPS client (hyper 1 + rustls on ring; see the
 /// workspace Cargo.toml). It trusts the roots AWS endpoints chain to,
 /// compiled in, plus those of `bundle` (`AWS_CA_BUNDLE`), instead of the
-/// system's store: reading and parsing the ~150 system roots was two thirds
-/// of a cold start's CPU.
-fn https_client(bundle: Option<&std::path::Path>) -> SharedHttpClient {
+/// system's store (reading and parsing the ~150 system roots was two thirds
+/// of a cold start's CPU), unless `system_roots`.
+fn https_client(bundle: Option<&std::path::Path>, system_roots: bool) -> Result<SharedHttpClient, ConfigError> {
     use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider, TlsContext};
-    let tls = TlsContext::builder().with_trust_store(trust_store(bundle)).build();
+    let store = trust_store(bundle)?.with_native_roots(system_roots);
+    let tls = TlsContext::builder().with_trust_store(store).build();
     let builder = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring));
     // build() cannot fail today; were it to, the SDK's default (the system's roots) is still safe.
     let client = match tls {
@@ -210,7 +233,7 @@ fn https_client(bundle: Option<&std::path::Path>) -> SharedHttpClient {
         Err(_) => builder,
     }
     .build_https();
-    SharedHttpClient::new(ConnectorOnFirstRequest(client))
+    Ok(SharedHttpClient::new(ConnectorOnFirstRequest(client)))
 }
 
 /// The HTTPS client, less the connector it builds and throws away for each
@@ -239,31 +262,37 @@ impl HttpClient for ConnectorOnFirstRequest {
     }
 }
 
-/// The compiled-in AWS roots, plus the certificates of `bundle` if it is a
-/// readable PEM file of them; one that is not is logged and left out (the
-/// HTTPS client would otherwise fail on its first connection).
-fn trust_store(bundle: Option<&std::path::Path>) -> aws_smithy_http_client::tls::TrustStore {
+/// The compiled-in AWS roots, plus the certificates of `bundle`. A bundle
+/// that cannot be read, or holds no certificate the TLS library can use as a
+/// root, fails the cold start (every call would fail on its first
+/// connection otherwise); of a bundle holding some, the others are left out
+/// and counted in a warning (the connector panics on one it cannot use).
+fn trust_store(bundle: Option<&std::path::Path>) -> Result<aws_smithy_http_client::tls::TrustStore, ConfigError> {
     use rustls_pki_types::{pem::PemObject, CertificateDer};
-    let roots = aws_smithy_http_client::tls::TrustStore::empty().with_pem_certificate(AWS_ROOTS_PEM);
-    let Some(path) = bundle else { return roots };
-    let pem = std::fs::read(path).map_err(|e| e.to_string()).and_then(|pem| {
-        match CertificateDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>() {
-            Ok(certs) if certs.is_empty() => Err("no certificate in it".to_owned()),
-            // What the connector does with each (it panics on one it cannot use as a root).
-            Ok(certs) => match certs.into_iter().try_for_each(|c| rustls::RootCertStore::empty().add(c)) {
-                Ok(()) => Ok(pem),
-                Err(e) => Err(format!("a certificate in it is not a usable root: {e}")),
-            },
-            Err(e) => Err(e.to_string()),
-        }
-    });
-    match pem {
-        Ok(pem) => roots.with_pem_certificate(pem),
-        Err(error) => {
-            tracing::error!(path = %path.display(), %error, "{CA_BUNDLE_ENV} is not a PEM file of certificates; not trusted");
-            roots
+    let mut roots = aws_smithy_http_client::tls::TrustStore::empty().with_pem_certificate(AWS_ROOTS_PEM);
+    let Some(path) = bundle else { return Ok(roots) };
+    let invalid =
+        |reason: String| ConfigError::Invalid { name: CA_BUNDLE_ENV, reason: format!("{}: {reason}", path.display()) };
+    let text = std::fs::read_to_string(path).map_err(|e| invalid(e.to_string()))?;
+    const END: &str = "-----END CERTIFICATE-----";
+    let (mut usable, mut unusable) = (0, 0);
+    for block in text.split_inclusive(END).filter(|b| b.contains("-----BEGIN CERTIFICATE-----")) {
+        let block = &block[block.find("-----BEGIN CERTIFICATE-----").unwrap_or(0)..];
+        match CertificateDer::from_pem_slice(block.as_bytes()).map(|c| rustls::RootCertStore::empty().add(c)) {
+            Ok(Ok(())) => {
+                roots.add_pem_certificate(block.as_bytes());
+                usable += 1;
+            }
+            _ => unusable += 1,
         }
     }
+    if usable == 0 {
+        return Err(invalid(format!("no certificate usable as a root in it ({unusable} unusable)")));
+    }
+    if unusable > 0 {
+        tracing::warn!(path = %path.display(), usable, unusable, "{CA_BUNDLE_ENV}: certificates not usable as roots left out");
+    }
+    Ok(roots)
 }
 
 #[cfg(test)]
@@ -493,32 +522,77 @@ mod tests {
         assert_eq!(certs.map(|c| c.len()).ok(), Some(5));
     }
 
+    /// Removes the directory when the test ends, an assertion's panic included.
+    struct TempDir(std::path::PathBuf);
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn temp_dir(name: &str) -> TempDir {
+        let guard = TempDir(std::env::temp_dir().join(format!("credits-{name}-{}", std::process::id())));
+        std::fs::create_dir_all(&guard.0).expect("temp dir");
+        guard
+    }
+
     #[test]
-    fn a_ca_bundle_is_trusted_only_when_it_holds_certificates() {
-        /// Removes the directory when the test ends, an assertion's panic included.
-        struct TempDir(std::path::PathBuf);
-        impl Drop for TempDir {
-            fn drop(&mut self) {
-                let _ = std::fs::remove_dir_all(&self.0);
+    fn a_ca_bundle_adds_its_usable_roots_and_one_with_none_fails_the_cold_start() {
+        let guard = temp_dir("ca");
+        let dir = &guard.0;
+        let write = |name: &str, text: &[u8]| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).expect("write");
+            path
+        };
+        let not_a_root = b"-----BEGIN CERTIFICATE-----\nAAECAwQF\n-----END CERTIFICATE-----\n";
+        let good = write("good.pem", AWS_ROOTS_PEM);
+        let mixed = write("mixed.pem", &[not_a_root.as_slice(), AWS_ROOTS_PEM].concat());
+        let bad = write("bad.pem", b"not a certificate");
+        let only_bad = write("not-a-root.pem", not_a_root);
+        assert_eq!(CertificateDer::pem_file_iter(&only_bad).map(|certs| certs.count()).ok(), Some(1));
+        let count = |store: Result<aws_smithy_http_client::tls::TrustStore, ConfigError>| {
+            store.map(|s| format!("{s:?}").matches("CertificatePEM").count())
+        };
+        assert_eq!(count(trust_store(None)).ok(), Some(1));
+        assert_eq!(count(trust_store(Some(&good))).ok(), Some(6), "the compiled-in five and each of the bundle's");
+        assert_eq!(count(trust_store(Some(&mixed))).ok(), Some(6), "the unusable one left out");
+        for path in [bad, only_bad, dir.join("missing.pem")] {
+            match trust_store(Some(&path)) {
+                Err(ConfigError::Invalid { name, reason }) => {
+                    assert_eq!(name, CA_BUNDLE_ENV);
+                    assert!(reason.contains(&path.display().to_string()), "{reason}");
+                }
+                other => panic!("{}: {other:?}", path.display()),
             }
         }
-        let guard = TempDir(std::env::temp_dir().join(format!("credits-ca-{}", std::process::id())));
-        let dir = &guard.0;
-        std::fs::create_dir_all(dir).expect("temp dir");
-        let good = dir.join("good.pem");
-        std::fs::write(&good, AWS_ROOTS_PEM).expect("write");
-        let bad = dir.join("bad.pem");
-        std::fs::write(&bad, "not a certificate").expect("write");
-        let not_a_root = dir.join("not-a-root.pem");
-        std::fs::write(&not_a_root, "-----BEGIN CERTIFICATE-----\nAAECAwQF\n-----END CERTIFICATE-----\n")
-            .expect("write");
-        assert_eq!(CertificateDer::pem_file_iter(&not_a_root).map(|certs| certs.count()).ok(), Some(1));
-        let count =
-            |store: aws_smithy_http_client::tls::TrustStore| format!("{store:?}").matches("CertificatePEM").count();
-        assert_eq!(count(trust_store(None)), 1);
-        assert_eq!(count(trust_store(Some(&good))), 2);
-        assert_eq!(count(trust_store(Some(&bad))), 1);
-        assert_eq!(count(trust_store(Some(&not_a_root))), 1);
-        assert_eq!(count(trust_store(Some(&dir.join("missing.pem")))), 1);
+        let failed = from_vars(with(&[(CA_BUNDLE_ENV, &dir.join("missing.pem").display().to_string())]));
+        assert!(matches!(failed, Err(ConfigError::Invalid { name: CA_BUNDLE_ENV, .. })), "{failed:?}");
+    }
+
+    #[test]
+    fn a_partition_file_of_the_deployers_must_be_json_and_an_empty_variable_is_none() {
+        use partition::PARTITION_FILE_ENV;
+        let guard = temp_dir("partition");
+        let json = guard.0.join("partitions.json");
+        std::fs::write(&json, r#"{"version":"1.1","partitions":[]}"#).expect("write");
+        let not_json = guard.0.join("partitions.txt");
+        std::fs::write(&not_json, "partitions").expect("write");
+        assert!(from_vars(with(&[(PARTITION_FILE_ENV, &json.display().to_string())])).is_ok());
+        assert!(from_vars(with(&[(PARTITION_FILE_ENV, "")])).is_ok());
+        for path in [not_json, guard.0.join("missing.json")] {
+            let failed = from_vars(with(&[(PARTITION_FILE_ENV, &path.display().to_string())]));
+            assert!(matches!(failed, Err(ConfigError::Invalid { name: PARTITION_FILE_ENV, .. })), "{failed:?}");
+        }
+    }
+
+    #[test]
+    fn only_the_aws_partition_trusts_the_compiled_in_roots_alone() {
+        for region in ["us-east-1", "eu-west-1", "ap-southeast-2"] {
+            assert!(!trusts_system_roots(region), "{region}");
+        }
+        for region in ["cn-north-1", "us-gov-west-1", "us-iso-east-1", "xx-newregion-1"] {
+            assert!(trusts_system_roots(region), "{region}");
+        }
     }
 }

@@ -139,6 +139,12 @@ pub fn regions() -> impl Iterator<Item = &'static str> {
     PARTITIONS.iter().flat_map(|p| p.regions.iter().copied())
 }
 
+/// The id of the partition that lists `region` (`aws`, `aws-cn`, ...), if
+/// one does.
+pub fn partition_of(region: &str) -> Option<&'static str> {
+    PARTITIONS.iter().find(|p| p.regions.contains(&region)).map(|p| p.id)
+}
+
 /// The partition table for a function in `region`: the one partition that
 /// lists it, with it alone. `None` for a region no partition lists.
 pub fn table(region: &str) -> Option<String> {
@@ -155,7 +161,8 @@ pub fn table(region: &str) -> Option<String> {
 /// start, before any other thread runs: it sets and removes a variable of
 /// the process's environment.
 pub fn build<C>(sdk: &SdkConfig, client: impl FnOnce(&SdkConfig) -> C) -> C {
-    let _pinned = match std::env::var_os(PARTITION_FILE_ENV) {
+    // (An empty variable names no file: the SDK would panic reading "".)
+    let _pinned = match std::env::var_os(PARTITION_FILE_ENV).filter(|file| !file.is_empty()) {
         Some(_) => None,
         None => sdk.region().and_then(|region| table(region.as_ref())).and_then(|table| Pinned::new(&table)),
     };
