@@ -16,11 +16,16 @@
 //! | `AWS_ENDPOINT_URL_<SERVICE>` | one service's: `_DYNAMODB`, `_SESV2`, `_SSM` |
 //! | `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS` | `true`: the two above are ignored |
 //! | `AWS_USE_FIPS_ENDPOINT`, `AWS_USE_DUALSTACK_ENDPOINT` | `true` or `false` |
-//! | `AWS_CA_BUNDLE` | a PEM file of further roots to trust |
+//! | `AWS_CA_BUNDLE` | a PEM file of further roots to trust (one that cannot be read or holds no usable root fails the cold start) |
 //! | `AWS_MAX_ATTEMPTS` | attempts per AWS request, first included (default 3) |
 //! | `AWS_RETRY_MODE` | `standard` (the default) or `adaptive` |
 //! | `CREDITS_AWS_CALL_TIMEOUTS` | `off`: no [`ATTEMPT_TIMEOUT`] or [`OPERATION_TIMEOUT`] (a benchmark against the one-request-at-a-time emulator) |
 //! | `SMITHY_CLIENT_SDK_CUSTOM_PARTITION` | a partition table of your own (a JSON file: one that cannot be read or parsed fails the cold start), used as it is (else [`partition::build`] sets it for each client) |
+//!
+//! The HTTPS client trusts the five Amazon roots the `aws` partition's
+//! endpoints chain to, compiled in, and the system's store too only in the
+//! other partitions and in regions the table does not list (reading the
+//! system's ~150 roots was two thirds of a cold start's CPU).
 //!
 //! Timeouts are [`timeouts`]: the SDK's 3.1 s to connect, and, which the SDK
 //! leaves unbounded, [`ATTEMPT_TIMEOUT`] per attempt and
@@ -143,14 +148,29 @@ fn trusts_system_roots(region: &str) -> bool {
     partition::partition_of(region) != Some("aws")
 }
 
-/// Fails unless `path` is a JSON file: the SDK reads the partition table
-/// from it as the first client of each crate is built, and panics on one it
-/// cannot read or parse.
+/// Fails unless `path` is a file holding a partition table (JSON with a
+/// `partitions` list, each with its `id`, `regionRegex` and `outputs`): the
+/// SDK reads it as the first client of each crate is built, and panics on
+/// one it cannot read or parse. (A regular file: the SDK reads it again.)
 fn partition_file(path: &str) -> Result<(), ConfigError> {
     let invalid = |reason: String| ConfigError::Invalid { name: partition::PARTITION_FILE_ENV, reason };
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() => {}
+        Ok(_) => return Err(invalid(format!("{path} is not a regular file"))),
+        Err(e) => return Err(invalid(format!("{path}: {e}"))),
+    }
     let text = std::fs::read_to_string(path).map_err(|e| invalid(format!("{path}: {e}")))?;
-    serde_json::from_str::<serde_json::Value>(&text).map_err(|e| invalid(format!("{path} is not JSON: {e}")))?;
-    Ok(())
+    let table: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| invalid(format!("{path} is not JSON: {e}")))?;
+    let partitions = table["partitions"].as_array().filter(|p| !p.is_empty());
+    let complete =
+        |p: &serde_json::Value| p["id"].is_string() && p["regionRegex"].is_string() && p["outputs"].is_object();
+    match partitions {
+        Some(list) if list.iter().all(complete) => Ok(()),
+        _ => Err(invalid(format!(
+            "{path} is not a partition table (a \"partitions\" list, each with \"id\", \"regionRegex\" and \"outputs\")"
+        ))),
+    }
 }
 
 /// Longest wait for one attempt of an AWS call, its answer included: a
@@ -240,7 +260,8 @@ fn https_client(bundle: Option<&std::path::Path>, system_roots: bool) -> Result<
 /// SDK client constructed. The SDK's hyper client does that in its
 /// `validate_base_client_config` so that a system trust store is read at
 /// construction rather than on the first request; the store here is compiled
-/// in, so those connectors (each a rustls configuration from the parsed
+/// in (where the system's is added, outside the `aws` partition, it is read
+/// on the first request instead), so those connectors (each a rustls configuration from the parsed
 /// roots; two of them were 4-10% of `purchase`'s cold-start CPU) were waste.
 /// The one connector a function uses is built on its first request and kept,
 /// as before. Checked against aws-smithy-http-client 1.5.2, whose
@@ -273,9 +294,13 @@ fn trust_store(bundle: Option<&std::path::Path>) -> Result<aws_smithy_http_clien
     let Some(path) = bundle else { return Ok(roots) };
     let invalid =
         |reason: String| ConfigError::Invalid { name: CA_BUNDLE_ENV, reason: format!("{}: {reason}", path.display()) };
-    let text = std::fs::read_to_string(path).map_err(|e| invalid(e.to_string()))?;
+    // (Bytes that are not UTF-8, in a comment, are no part of a certificate.)
+    let text = std::fs::read(path).map_err(|e| invalid(e.to_string()))?;
+    let text = String::from_utf8_lossy(&text);
     const END: &str = "-----END CERTIFICATE-----";
-    let (mut usable, mut unusable) = (0, 0);
+    // Blocks of another kind (`TRUSTED CERTIFICATE`, ...) are left out too.
+    let (mut usable, mut unusable) =
+        (0, text.matches("-----BEGIN ").count().saturating_sub(text.matches("-----BEGIN CERTIFICATE-----").count()));
     for block in text.split_inclusive(END).filter(|b| b.contains("-----BEGIN CERTIFICATE-----")) {
         let block = &block[block.find("-----BEGIN CERTIFICATE-----").unwrap_or(0)..];
         match CertificateDer::from_pem_slice(block.as_bytes()).map(|c| rustls::RootCertStore::empty().add(c)) {
@@ -287,7 +312,9 @@ fn trust_store(bundle: Option<&std::path::Path>) -> Result<aws_smithy_http_clien
         }
     }
     if usable == 0 {
-        return Err(invalid(format!("no certificate usable as a root in it ({unusable} unusable)")));
+        return Err(invalid(format!(
+            "no certificate usable as a root in it ({unusable} blocks left out; only BEGIN CERTIFICATE blocks are read)"
+        )));
     }
     if unusable > 0 {
         tracing::warn!(path = %path.display(), usable, unusable, "{CA_BUNDLE_ENV}: certificates not usable as roots left out");
@@ -547,7 +574,10 @@ mod tests {
         };
         let not_a_root = b"-----BEGIN CERTIFICATE-----\nAAECAwQF\n-----END CERTIFICATE-----\n";
         let good = write("good.pem", AWS_ROOTS_PEM);
-        let mixed = write("mixed.pem", &[not_a_root.as_slice(), AWS_ROOTS_PEM].concat());
+        let mixed =
+            write("mixed.pem", &[not_a_root.as_slice(), b"# Soci\xe9t\xe9 (Latin-1)\n", AWS_ROOTS_PEM].concat());
+        let trusted_only =
+            write("trusted.pem", b"-----BEGIN TRUSTED CERTIFICATE-----\nAAECAwQF\n-----END TRUSTED CERTIFICATE-----\n");
         let bad = write("bad.pem", b"not a certificate");
         let only_bad = write("not-a-root.pem", not_a_root);
         assert_eq!(CertificateDer::pem_file_iter(&only_bad).map(|certs| certs.count()).ok(), Some(1));
@@ -556,7 +586,11 @@ mod tests {
         };
         assert_eq!(count(trust_store(None)).ok(), Some(1));
         assert_eq!(count(trust_store(Some(&good))).ok(), Some(6), "the compiled-in five and each of the bundle's");
-        assert_eq!(count(trust_store(Some(&mixed))).ok(), Some(6), "the unusable one left out");
+        assert_eq!(count(trust_store(Some(&mixed))).ok(), Some(6), "the unusable one left out, and the comment");
+        match trust_store(Some(&trusted_only)) {
+            Err(ConfigError::Invalid { reason, .. }) => assert!(reason.contains("1 blocks left out"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
         for path in [bad, only_bad, dir.join("missing.pem")] {
             match trust_store(Some(&path)) {
                 Err(ConfigError::Invalid { name, reason }) => {
@@ -574,13 +608,20 @@ mod tests {
     fn a_partition_file_of_the_deployers_must_be_json_and_an_empty_variable_is_none() {
         use partition::PARTITION_FILE_ENV;
         let guard = temp_dir("partition");
-        let json = guard.0.join("partitions.json");
-        std::fs::write(&json, r#"{"version":"1.1","partitions":[]}"#).expect("write");
-        let not_json = guard.0.join("partitions.txt");
-        std::fs::write(&not_json, "partitions").expect("write");
+        let write = |name: &str, text: &str| {
+            let path = guard.0.join(name);
+            std::fs::write(&path, text).expect("write");
+            path
+        };
+        let table = partition::table("eu-west-1").expect("a listed region");
+        let json = write("partitions.json", &table);
+        let not_json = write("partitions.txt", "partitions");
+        let empty = write("empty.json", r#"{"version":"1.1","partitions":[]}"#);
+        let botocore =
+            write("endpoints.json", r#"{"partitions":[{"partition":"aws","regionRegex":"^x$","regions":{}}]}"#);
         assert!(from_vars(with(&[(PARTITION_FILE_ENV, &json.display().to_string())])).is_ok());
         assert!(from_vars(with(&[(PARTITION_FILE_ENV, "")])).is_ok());
-        for path in [not_json, guard.0.join("missing.json")] {
+        for path in [not_json, empty, botocore, guard.0.clone(), guard.0.join("missing.json")] {
             let failed = from_vars(with(&[(PARTITION_FILE_ENV, &path.display().to_string())]));
             assert!(matches!(failed, Err(ConfigError::Invalid { name: PARTITION_FILE_ENV, .. })), "{failed:?}");
         }

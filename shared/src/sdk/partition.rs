@@ -161,8 +161,12 @@ pub fn table(region: &str) -> Option<String> {
 /// start, before any other thread runs: it sets and removes a variable of
 /// the process's environment.
 pub fn build<C>(sdk: &SdkConfig, client: impl FnOnce(&SdkConfig) -> C) -> C {
-    // (An empty variable names no file: the SDK would panic reading "".)
-    let _pinned = match std::env::var_os(PARTITION_FILE_ENV).filter(|file| !file.is_empty()) {
+    // An empty variable names no file: the SDK would panic reading "", so it
+    // goes, whether or not a table of the region's is pinned instead.
+    if std::env::var_os(PARTITION_FILE_ENV).is_some_and(|file| file.is_empty()) {
+        std::env::remove_var(PARTITION_FILE_ENV);
+    }
+    let _pinned = match std::env::var_os(PARTITION_FILE_ENV) {
         Some(_) => None,
         None => sdk.region().and_then(|region| table(region.as_ref())).and_then(|table| Pinned::new(&table)),
     };
