@@ -20,7 +20,7 @@
 //! | `AWS_MAX_ATTEMPTS` | attempts per AWS request, first included (default 3) |
 //! | `AWS_RETRY_MODE` | `standard` (the default) or `adaptive` |
 //! | `CREDITS_AWS_CALL_TIMEOUTS` | `off`: no [`ATTEMPT_TIMEOUT`] or [`OPERATION_TIMEOUT`] (a benchmark against the one-request-at-a-time emulator) |
-//! | `SMITHY_CLIENT_SDK_CUSTOM_PARTITION` | a partition table of your own (a JSON file: one that cannot be read or parsed fails the cold start), used as it is (else [`partition::build`] sets it for each client) |
+//! | `SMITHY_CLIENT_SDK_CUSTOM_PARTITION` | a partition table of your own (a file holding a `partitions` list: any other fails the cold start; an empty value counts as unset), used as it is (else [`partition::build`] sets it for each client) |
 //!
 //! The HTTPS client trusts the five Amazon roots the `aws` partition's
 //! endpoints chain to, compiled in, and the system's store too only in the
@@ -260,7 +260,8 @@ fn https_client(bundle: Option<&std::path::Path>, system_roots: bool) -> Result<
 /// SDK client constructed. The SDK's hyper client does that in its
 /// `validate_base_client_config` so that a system trust store is read at
 /// construction rather than on the first request; the store here is compiled
-/// in (where the system's is added, outside the `aws` partition, it is read
+/// in (where the system's is added, outside the `aws` partition and in
+/// unlisted regions, it is read
 /// on the first request instead), so those connectors (each a rustls configuration from the parsed
 /// roots; two of them were 4-10% of `purchase`'s cold-start CPU) were waste.
 /// The one connector a function uses is built on its first request and kept,

@@ -8,7 +8,7 @@
 //! | `charge.dispute.created` | a reversal of what is left of the purchase, keyed by the dispute |
 //! | `checkout.session.async_payment_succeeded` | the same (a delayed payment method completes the session unpaid) |
 //! | `customer.subscription.created`, `.updated` (active, trialing) | the subscription on its price's plan (`STRIPE_PRICE_PLANS`); the user's plan the best of theirs: a plan change keyed by the event |
-//! | `customer.subscription.deleted`, `.updated` (canceled, unpaid, paused, incomplete_expired) | the subscription gone; the best of the rest, or the default plan: a plan change keyed by the event |
+//! | `customer.subscription.deleted` (whatever its status), `.updated` (canceled, unpaid, paused, incomplete_expired) | the subscription gone; the best of the rest, or the default plan: a plan change keyed by the event |
 //!
 //! Stripe delivers at least once and sometimes out of order, and retries
 //! every answer that is not 2xx. So: each action is idempotent by its event

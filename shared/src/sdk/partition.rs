@@ -21,7 +21,8 @@
 //! crate, pinned and not. A region the table does not list (a new one) or a
 //! system without `/proc/self/fd` leaves the SDK's own table in use, as if
 //! this module were not there; a variable the deployment has set is left as
-//! it is, and its table used.
+//! it is, and its table used (`credits::sdk` has checked that it names a
+//! partition table), and an empty one is removed.
 
 use aws_types::sdk_config::SdkConfig;
 use std::io::{PipeReader, Write};

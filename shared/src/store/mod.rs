@@ -7,13 +7,16 @@
 //! | account | `USER#<user_id>` | `ACCOUNT` |
 //! | ledger entry | `USER#<user_id>` | `LEDGER#<seq, 20 digits>` |
 //! | idempotency record | `USER#<user_id>` | `IDEM#<route>#<key>` |
+//! | hold | `USER#<user_id>` | `HOLD#<hold_id>` |
+//! | open hold's entry | `USER#<user_id>` | `OPENHOLD#<hold_id>` |
 //! | referral code claim | `CODE#<code>` | `CODE` |
 //! | outbox email | `EMAIL#<email_id>` | `EMAIL` |
+//! | Stripe payment, subscription, user | `STRIPE#PI#…`, `STRIPE#SUB#…`, `STRIPE#USER#…` | `STRIPE` |
 //!
 //! One index, `by-schedule` (hash `sched_pk`, range `sched_sk`, sparse, keys
-//! only): due accounts (`DUE#<shard>`, cycle end) and pending emails
-//! (`OUTBOX#<shard>`, next attempt), sharded so neither becomes a hot
-//! partition. A referral code's owner is read from its claim item, which
+//! only): due accounts (`DUE#<shard>`, cycle end), pending emails
+//! (`OUTBOX#<shard>`, next attempt) and open holds (`HOLDS#<shard>`,
+//! expiry), sharded so none becomes a hot partition. A referral code's owner is read from its claim item, which
 //! is strongly consistent where an index would not be.
 
 mod attr;
@@ -45,7 +48,7 @@ use keys::{
     LEDGER_PREFIX, OPEN_HOLD_PREFIX,
 };
 
-/// Name of the sparse index of scheduled work (due accounts, pending emails).
+/// Name of the sparse index of scheduled work (due accounts, pending emails, open holds).
 pub const SCHEDULE_INDEX: &str = "by-schedule";
 
 /// A store failure, classified once here.
