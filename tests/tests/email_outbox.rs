@@ -306,3 +306,21 @@ async fn a_request_sends_its_email_only_while_its_invocation_can_wait_for_ses() 
     assert_eq!(report["sent"], 1, "{report}");
     assert_eq!(send.num_calls(), 2);
 }
+
+/// The outbox's conditional writes answer, not fail, when their condition
+/// does not hold: a claimed email is not claimed again while leased, and a
+/// sent one is not marked again (its first message id stays).
+#[tokio::test]
+async fn a_leased_email_is_not_claimed_again_and_a_sent_one_not_marked_again() {
+    let domain = format!("{}.outbox.example", unique("d").to_lowercase());
+    let (app, _, id) = refused_receipt(&domain).await;
+    let when = credits::cycle::parse_time(&at(5)).expect("time");
+    let lease = when + credits::ops::outbox::LEASE;
+    assert!(app.store.claim_email(&id, when, lease).await.expect("a claim").is_some());
+    assert!(app.store.claim_email(&id, when, lease).await.expect("no error: leased").is_none());
+    app.store.email_sent(&id, "m-1", when).await.expect("marked sent");
+    app.store.email_sent(&id, "m-2", when).await.expect("no error: already sent");
+    assert!(app.store.claim_email(&id, lease, lease).await.expect("no error: sent").is_none());
+    let item = outbox_item(&app, &id).await.expect("email");
+    assert_eq!((attr(&item, "status"), attr(&item, "message_id")), ("sent", "m-1"));
+}

@@ -639,3 +639,18 @@ async fn the_role_allows_what_the_webhook_sends() {
     assert_eq!(deliver(&app, &end).await.status, 200);
     integration_tests::template::assert_role_allows("StripeWebhookFunction", &log.actions());
 }
+
+/// A payment intent stays its first user's: recording it for another is an
+/// answer (the webhook refuses that checkout), not an error, and marking it
+/// refused for another changes nothing.
+#[tokio::test]
+async fn a_payment_intent_stays_its_first_users() {
+    let app = app().await;
+    let pi = unique("pi");
+    assert_eq!(app.store.remember_payment(&pi, "alice").await.expect("recorded"), Ok(()));
+    let other = app.store.remember_payment(&pi, "bob").await.expect("no error");
+    assert!(other.as_ref().is_err_and(|why| why.contains("another user")), "{other:?}");
+    app.store.refuse_payment(&pi, "bob", "plan_not_eligible").await.expect("no error: not bob's");
+    let owner = app.store.payment_owner(&pi).await.expect("read").expect("recorded");
+    assert_eq!((owner.user_id.as_str(), owner.refused), ("alice", None));
+}

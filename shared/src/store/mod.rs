@@ -105,6 +105,21 @@ where
 
 /// Classifies a failed `TransactGetItems`: a cancellation because of a
 /// transaction in flight on the same items is a [`StoreError::Conflict`].
+/// A conditional write's outcome: its output, `None` where its condition
+/// failed (an answer to the caller, not an error), or the error classified.
+pub(crate) fn unless_condition_failed<T, E, R>(result: Result<T, SdkError<E, R>>) -> Result<Option<T>, StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+    aws_sdk_dynamodb::Error: From<SdkError<E, R>>,
+{
+    match result {
+        Ok(out) => Ok(Some(out)),
+        Err(e) if e.as_service_error().is_some_and(|e| e.code() == Some("ConditionalCheckFailedException")) => Ok(None),
+        Err(e) => Err(classify(e)),
+    }
+}
+
 fn classify_read(err: SdkError<TransactGetItemsError, aws_sdk_dynamodb::config::http::HttpResponse>) -> StoreError {
     if let Some(TransactGetItemsError::TransactionCanceledException(e)) = err.as_service_error() {
         let codes: Vec<&str> = e.cancellation_reasons().iter().filter_map(|r| r.code()).collect();

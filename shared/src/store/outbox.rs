@@ -4,7 +4,7 @@
 
 use super::attr::{ATTEMPTS, EXPIRES_AT, LAST_ERROR, MESSAGE_ID, NEXT_ATTEMPT_AT, SCHED_PK, SCHED_SK, SENT_AT, STATUS};
 use super::keys::{email_key, n, s};
-use super::{classify, Store, StoreError};
+use super::{unless_condition_failed, Store, StoreError};
 use crate::cycle::{format_time, Time};
 use crate::email::EmailStatus;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -32,11 +32,7 @@ impl Store {
         for (name, value) in values {
             request = request.expression_attribute_values(name, value);
         }
-        match request.send().await {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
-            Err(e) => Err(classify(e)),
-        }
+        unless_condition_failed(request.send().await).map(|_| ())
     }
 
     /// Marks a pending email sent and takes it off the schedule index.

@@ -5,7 +5,7 @@
 use super::attr::{ATTEMPTS, NEXT_ATTEMPT_AT, SCHED_PK, SCHED_SK, SK, STATUS};
 use super::items::{decode_account, decode_email, get_n};
 use super::keys::{account_key, email_key, id_of, s, schedule_partition, Item, Queue, HOLD_PREFIX};
-use super::{classify, Store, StoreError, SCHEDULE_INDEX};
+use super::{classify, unless_condition_failed, Store, StoreError, SCHEDULE_INDEX};
 use crate::account::Account;
 use crate::cycle::{format_time, Time};
 use crate::email::{EmailStatus, OutboxEmail};
@@ -139,13 +139,9 @@ impl Store {
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
-        let item = match result {
-            Ok(out) => out.attributes.unwrap_or_default(),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
-                return Ok(None)
-            }
-            Err(e) => return Err(classify(e)),
-        };
+        // Claimed by another run first, or no longer pending.
+        let Some(out) = unless_condition_failed(result)? else { return Ok(None) };
+        let item = out.attributes.unwrap_or_default();
         Ok(Some(match decode_email(&item) {
             Ok((email, attempts)) => Claimed { email: Ok(email), attempts },
             Err(e) => Claimed { email: Err(e.to_string()), attempts: get_n(&item, ATTEMPTS).unwrap_or(0) },

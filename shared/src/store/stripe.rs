@@ -7,7 +7,7 @@
 use super::attr::{ENDED_FOR_GOOD, KIND, LAST_CREATED, PK, REFUSED, SUBSCRIPTIONS, USER_ID, VERSION};
 use super::items::{get_n, get_s};
 use super::keys::{payment_key, s, Item};
-use super::{classify, Store, StoreError};
+use super::{classify, unless_condition_failed, Store, StoreError};
 use std::collections::BTreeMap;
 
 /// What the webhook knows of a subscription and of its user, read with an
@@ -81,13 +81,10 @@ impl Store {
             .expression_attribute_values(":user", s(user_id))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(Ok(())),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
-                Ok(Err(format!("payment intent {payment_intent} belongs to another user")))
-            }
-            Err(e) => Err(classify(e)),
-        }
+        Ok(match unless_condition_failed(result)? {
+            Some(_) => Ok(()),
+            None => Err(format!("payment intent {payment_intent} belongs to another user")),
+        })
     }
 
     /// Records why `payment_intent`'s checkout was refused (an error code),
@@ -105,11 +102,7 @@ impl Store {
             .expression_attribute_values(":user", s(user_id))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
-            Err(e) => Err(classify(e)),
-        }
+        unless_condition_failed(result).map(|_| ())
     }
 
     /// Whose a payment intent is, if the webhook has seen its checkout.
