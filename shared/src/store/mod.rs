@@ -16,8 +16,9 @@
 //! One index, `by-schedule` (hash `sched_pk`, range `sched_sk`, sparse, keys
 //! only): due accounts (`DUE#<shard>`, cycle end), pending emails
 //! (`OUTBOX#<shard>`, next attempt) and open holds (`HOLDS#<shard>`,
-//! expiry), sharded so none becomes a hot partition. A referral code's owner is read from its claim item, which
-//! is strongly consistent where an index would not be.
+//! expiry), sharded so none becomes a hot partition. A referral code's
+//! owner is read from its claim item, which is strongly consistent where an
+//! index would not be.
 
 mod attr;
 mod items;
@@ -103,8 +104,6 @@ where
     }
 }
 
-/// Classifies a failed `TransactGetItems`: a cancellation because of a
-/// transaction in flight on the same items is a [`StoreError::Conflict`].
 /// A conditional write's outcome: its output, `None` where its condition
 /// failed (an answer to the caller, not an error), or the error classified.
 pub(crate) fn unless_condition_failed<T, E, R>(result: Result<T, SdkError<E, R>>) -> Result<Option<T>, StoreError>
@@ -120,6 +119,8 @@ where
     }
 }
 
+/// Classifies a failed `TransactGetItems`: a cancellation because of a
+/// transaction in flight on the same items is a [`StoreError::Conflict`].
 fn classify_read(err: SdkError<TransactGetItemsError, aws_sdk_dynamodb::config::http::HttpResponse>) -> StoreError {
     if let Some(TransactGetItemsError::TransactionCanceledException(e)) = err.as_service_error() {
         let codes: Vec<&str> = e.cancellation_reasons().iter().filter_map(|r| r.code()).collect();
