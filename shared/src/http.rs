@@ -169,10 +169,9 @@ impl From<UnknownPlan> for ApiError {
             ..ApiError::new(
                 500,
                 "internal",
-                format!(
-                    "this account's plan {:?} is not in the plan catalogue; the operator must add it back to CREDITS_CONFIG",
-                    err.plan
-                ),
+                // What to do about it (the configuration's name) is for the
+                // operator, in the log's detail, not for the caller.
+                format!("this account's plan {:?} is not in the plan catalogue", err.plan),
             )
         }
     }

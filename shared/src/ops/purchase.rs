@@ -203,8 +203,8 @@ mod tests {
     fn an_account_on_a_plan_the_catalogue_lost_gets_a_clear_500_not_a_guess() {
         let err = decide("legacy", Balance::default(), 1_000).expect_err("unknown plan");
         assert_eq!((err.status, err.code), (500, "internal"));
-        assert!(err.message.contains("\"legacy\"") && err.message.contains("CREDITS_CONFIG"), "{}", err.message);
-        assert!(err.detail.is_some_and(|d| d.contains("legacy")));
+        assert!(err.message.contains("\"legacy\"") && !err.message.contains("CREDITS_CONFIG"), "{}", err.message);
+        assert!(err.detail.is_some_and(|d| d.contains("legacy") && d.contains("CREDITS_CONFIG")));
     }
 
     #[test]
