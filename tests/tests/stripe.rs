@@ -624,7 +624,8 @@ async fn the_role_allows_what_the_webhook_sends() {
         e["data"]["object"]["payment_intent"] = json!(pi);
         e["data"]["object"]["amount_refunded"] = json!(250);
     });
-    assert_eq!(deliver(&app, &refund).await.status, 200);
+    let refunded = deliver(&app, &refund).await;
+    assert_eq!((refunded.status, refunded.json["action"].as_str()), (200, Some("reversal")), "{}", refunded.text);
     let sub = unique("sub");
     let up = deliver(&app, &subscription_update(&sub, &user, "price_1QcBusinessMonthly", now())).await;
     assert_eq!((up.status, up.json["action"].as_str()), (200, Some("plan_change")), "{}", up.text);
@@ -636,7 +637,8 @@ async fn the_role_allows_what_the_webhook_sends() {
         "canceled",
         now() + 1,
     );
-    assert_eq!(deliver(&app, &end).await.status, 200);
+    let ended = deliver(&app, &end).await;
+    assert_eq!((ended.status, ended.json["action"].as_str()), (200, Some("plan_change")), "{}", ended.text);
     integration_tests::template::assert_role_allows("StripeWebhookFunction", &log.actions());
 }
 
