@@ -298,12 +298,13 @@ fn trust_store(bundle: Option<&std::path::Path>) -> Result<aws_smithy_http_clien
     // (Bytes that are not UTF-8, in a comment, are no part of a certificate.)
     let text = std::fs::read(path).map_err(|e| invalid(e.to_string()))?;
     let text = String::from_utf8_lossy(&text);
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
     const END: &str = "-----END CERTIFICATE-----";
     // Blocks of another kind (`TRUSTED CERTIFICATE`, ...) are left out too.
     let (mut usable, mut unusable) =
-        (0, text.matches("-----BEGIN ").count().saturating_sub(text.matches("-----BEGIN CERTIFICATE-----").count()));
-    for block in text.split_inclusive(END).filter(|b| b.contains("-----BEGIN CERTIFICATE-----")) {
-        let block = &block[block.find("-----BEGIN CERTIFICATE-----").unwrap_or(0)..];
+        (0, text.matches("-----BEGIN ").count().saturating_sub(text.matches(BEGIN).count()));
+    // Each certificate from its BEGIN line to its END line.
+    for block in text.split_inclusive(END).filter_map(|b| b.find(BEGIN).map(|at| &b[at..])) {
         match CertificateDer::from_pem_slice(block.as_bytes()).map(|c| rustls::RootCertStore::empty().add(c)) {
             Ok(Ok(())) => {
                 roots.add_pem_certificate(block.as_bytes());

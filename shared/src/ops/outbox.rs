@@ -228,7 +228,6 @@ impl Run<'_> {
                     // attempts' 26.5 hours fails nothing; the run stops.
                     tracing::error!(email_id = %email.id, error = %e, "SES is not sending; the run stops and the emails stay pending");
                     self.report.errors += 1;
-                    self.report.remaining = true;
                     self.hand_back(&email.id).await;
                     return false;
                 }

@@ -140,16 +140,21 @@ pub fn regions() -> impl Iterator<Item = &'static str> {
     PARTITIONS.iter().flat_map(|p| p.regions.iter().copied())
 }
 
+/// The partition that lists `region`, if one does.
+fn listing(region: &str) -> Option<&'static Partition> {
+    PARTITIONS.iter().find(|p| p.regions.contains(&region))
+}
+
 /// The id of the partition that lists `region` (`aws`, `aws-cn`, ...), if
 /// one does.
 pub fn partition_of(region: &str) -> Option<&'static str> {
-    PARTITIONS.iter().find(|p| p.regions.contains(&region)).map(|p| p.id)
+    listing(region).map(|p| p.id)
 }
 
 /// The partition table for a function in `region`: the one partition that
 /// lists it, with it alone. `None` for a region no partition lists.
 pub fn table(region: &str) -> Option<String> {
-    let partition = PARTITIONS.iter().find(|p| p.regions.contains(&region))?;
+    let partition = listing(region)?;
     Some(format!(
         r#"{{"version":"1.1","partitions":[{{"id":"{}","outputs":{},"regionRegex":{},"regions":{{"{region}":{{}}}}}}]}}"#,
         partition.id, partition.outputs, partition.region_regex
