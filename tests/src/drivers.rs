@@ -307,6 +307,12 @@ pub async fn outbox_at(app: &App, time: &str) -> Value {
     serde_json::to_value(email_outbox::handle(app, event).await.expect("outbox runs")).expect("report")
 }
 
+/// The time `minutes` from now, as the API writes times (for a scheduled
+/// run's event).
+pub fn in_minutes(minutes: i64) -> String {
+    credits::cycle::format_time(credits::cycle::now() + chrono::Duration::minutes(minutes))
+}
+
 /// Milliseconds since the epoch, `ahead` from now.
 pub fn epoch_ms_in(ahead: std::time::Duration) -> u64 {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock");

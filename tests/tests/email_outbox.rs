@@ -42,10 +42,6 @@ async fn refused_receipt(domain: &str) -> (App, String, String) {
     (app, user, id)
 }
 
-fn at(minutes: i64) -> String {
-    credits::cycle::format_time(credits::cycle::now() + chrono::Duration::minutes(minutes))
-}
-
 async fn messages_to(user: &str) -> usize {
     sent_emails().await.iter().filter(|m| m.to_string().contains(&format!("{user}@example.com"))).count()
 }
@@ -55,14 +51,14 @@ async fn a_refused_email_is_sent_by_a_later_run_once_the_identity_is_back_exactl
     let domain = format!("{}.outbox.example", unique("d").to_lowercase());
     let (app, user, id) = refused_receipt(&domain).await;
 
-    let too_soon = outbox_at(&app, &at(0)).await;
+    let too_soon = outbox_at(&app, &in_minutes(0)).await;
     assert_eq!(
         (too_soon["sent"].as_u64(), too_soon["retried"].as_u64()),
         (Some(0), Some(0)),
         "not due before its backoff"
     );
 
-    let still_refused = outbox_at(&app, &at(5)).await;
+    let still_refused = outbox_at(&app, &in_minutes(5)).await;
     assert_eq!(still_refused["retried"], 1, "{still_refused}");
     let item = outbox_item(&app, &id).await.expect("email");
     assert_eq!((attr(&item, "status"), attr_n(&item, "attempts")), ("pending", 2));
@@ -72,7 +68,7 @@ async fn a_refused_email_is_sent_by_a_later_run_once_the_identity_is_back_exactl
     let runs: Vec<_> = (0..3)
         .map(|_| {
             let app = app.clone();
-            tokio::spawn(async move { outbox_at(&app, &at(60)).await })
+            tokio::spawn(async move { outbox_at(&app, &in_minutes(60)).await })
         })
         .collect();
     let mut sent = 0;
@@ -80,7 +76,7 @@ async fn a_refused_email_is_sent_by_a_later_run_once_the_identity_is_back_exactl
         sent += run.await.expect("run")["sent"].as_u64().unwrap_or(0);
     }
     assert_eq!(sent, 1, "three concurrent runs send it once");
-    assert_eq!(outbox_at(&app, &at(120)).await["sent"], 0);
+    assert_eq!(outbox_at(&app, &in_minutes(120)).await["sent"], 0);
     let item = outbox_item(&app, &id).await.expect("email");
     assert_eq!(attr(&item, "status"), "sent");
     assert!(!item.contains_key("sched_pk"));
@@ -93,7 +89,7 @@ async fn an_email_that_keeps_failing_ends_failed_after_its_last_attempt() {
     let (app, _user, id) = refused_receipt(&domain).await;
     let mut failed = 0;
     for run in 1..=i64::from(MAX_ATTEMPTS) + 2 {
-        let report = outbox_at(&app, &at(run * 7 * 60)).await; // beyond the longest backoff each time
+        let report = outbox_at(&app, &in_minutes(run * 7 * 60)).await; // beyond the longest backoff each time
         failed += report["failed"].as_u64().unwrap_or(0);
     }
     assert_eq!(failed, 1);
@@ -121,7 +117,7 @@ async fn a_throttle_right_after_the_commit_costs_the_email_no_attempt() {
     assert_eq!((attr(&item, "status"), attr_n(&item, "attempts")), ("pending", 0));
     assert!(attr(&item, "last_error").contains("throttled"), "{}", attr(&item, "last_error"));
 
-    let report = outbox_at(&app, &at(5)).await;
+    let report = outbox_at(&app, &in_minutes(5)).await;
     assert_eq!(report["sent"], 1, "{report}");
     let item = outbox_item(&app, &id).await.expect("email");
     assert_eq!((attr(&item, "status"), attr_n(&item, "attempts")), ("sent", 0));
@@ -149,7 +145,7 @@ async fn ses_throttling_slows_the_run_down_without_burning_attempts() {
     );
 
     let started = std::time::Instant::now();
-    let report = outbox_at(&app, &at(5)).await;
+    let report = outbox_at(&app, &in_minutes(5)).await;
     assert_eq!(report, json!({"sent": 1, "retried": 0, "failed": 0, "throttled": 2, "errors": 0, "remaining": false}));
     assert!(started.elapsed() >= std::time::Duration::from_millis(200), "the run paused after a throttle");
     let item = outbox_item(&app, &email_id(EmailKind::PurchaseReceipt, &[&user, "p1"])).await.expect("email");
@@ -183,7 +179,7 @@ async fn ses_paused_for_the_account_fails_no_email_and_stops_the_run() {
         assert!(attr(&item, "last_error").contains("unavailable"), "{}", attr(&item, "last_error"));
     }
 
-    let stopped = outbox_at(&app, &at(5)).await;
+    let stopped = outbox_at(&app, &in_minutes(5)).await;
     assert_eq!(stopped, json!({"sent": 0, "retried": 0, "failed": 0, "throttled": 0, "errors": 1, "remaining": true}));
     assert_eq!(send.num_calls(), 3, "the run stopped at its first email");
     for id in &ids {
@@ -191,7 +187,7 @@ async fn ses_paused_for_the_account_fails_no_email_and_stops_the_run() {
         assert_eq!((attr(&item, "status"), attr_n(&item, "attempts")), ("pending", 0), "handed back, no attempt");
     }
 
-    let resumed = outbox_at(&app, &at(6)).await;
+    let resumed = outbox_at(&app, &in_minutes(6)).await;
     assert_eq!((resumed["sent"].as_u64(), resumed["remaining"].as_bool()), (Some(2), Some(false)), "{resumed}");
     for id in &ids {
         let item = outbox_item(&app, id).await.expect("email");
@@ -206,14 +202,14 @@ async fn an_email_whose_item_does_not_decode_counts_a_failed_attempt_and_is_sent
     verify_identity(&domain).await;
     // A kind this release does not know (a newer release's, in the middle of a deploy).
     set_email_attributes(&app, &id, &[("email_kind", S("newer_kind".into()))]).await;
-    let report = outbox_at(&app, &at(5)).await;
+    let report = outbox_at(&app, &in_minutes(5)).await;
     assert_eq!((report["retried"].as_u64(), report["errors"].as_u64()), (Some(1), Some(0)), "{report}");
     let item = outbox_item(&app, &id).await.expect("email");
     assert_eq!((attr(&item, "status"), attr_n(&item, "attempts")), ("pending", 2), "an attempt, not the end");
     assert!(attr(&item, "last_error").contains("does not decode"), "{}", attr(&item, "last_error"));
     // The release that knows the kind sends it.
     set_email_attributes(&app, &id, &[("email_kind", S("purchase_receipt".into()))]).await;
-    let later = outbox_at(&app, &at(60)).await;
+    let later = outbox_at(&app, &in_minutes(60)).await;
     assert_eq!(later["sent"], 1, "{later}");
     assert_eq!(messages_to(&user).await, 1);
 }
@@ -223,8 +219,8 @@ async fn a_run_that_starts_late_counts_the_backoff_from_the_clock() {
     let domain = format!("{}.late.example", unique("d").to_lowercase());
     let (app, _user, id) = refused_receipt(&domain).await;
     // Due half an hour ago, and a run whose event is twenty minutes old (a retried invocation).
-    set_email_attributes(&app, &id, &[("next_attempt_at", S(at(-30))), ("sched_sk", S(at(-30)))]).await;
-    let report = outbox_at(&app, &at(-20)).await;
+    set_email_attributes(&app, &id, &[("next_attempt_at", S(in_minutes(-30))), ("sched_sk", S(in_minutes(-30)))]).await;
+    let report = outbox_at(&app, &in_minutes(-20)).await;
     assert_eq!(report["retried"], 1, "{report}");
     let item = outbox_item(&app, &id).await.expect("email");
     let next = credits::cycle::parse_time(attr(&item, "next_attempt_at")).expect("next attempt");
@@ -261,7 +257,7 @@ async fn a_pause_left_by_throttling_is_not_slept_past_the_runs_budget() {
     // would sleep first, with less than that left.
     let budget = Budget::new(Deadline::After(Budget::MARGIN + std::time::Duration::from_millis(7_700)));
     let mailer = app.mailer.as_ref().expect("mailer");
-    let when = credits::cycle::parse_time(&at(5)).expect("time");
+    let when = credits::cycle::parse_time(&in_minutes(5)).expect("time");
     let report = credits::ops::outbox::run(&app.store, mailer, when, &budget).await;
     assert_eq!((report.sent, report.throttled, report.remaining), (1, 5, true), "{report:?}");
     let mut states = Vec::new();
@@ -302,7 +298,7 @@ async fn a_request_sends_its_email_only_while_its_invocation_can_wait_for_ses() 
     assert_eq!(b.status, 201, "{}", b.text);
     let left = outbox_item(&app, &email_id(EmailKind::PurchaseReceipt, &[&user, "p2"])).await.expect("email");
     assert_eq!((attr(&left, "status"), attr_n(&left, "attempts"), send.num_calls()), ("pending", 0, 1));
-    let report = outbox_at(&app, &at(5)).await;
+    let report = outbox_at(&app, &in_minutes(5)).await;
     assert_eq!(report["sent"], 1, "{report}");
     assert_eq!(send.num_calls(), 2);
 }
@@ -314,7 +310,7 @@ async fn a_request_sends_its_email_only_while_its_invocation_can_wait_for_ses() 
 async fn a_leased_email_is_not_claimed_again_and_a_sent_one_not_marked_again() {
     let domain = format!("{}.outbox.example", unique("d").to_lowercase());
     let (app, _, id) = refused_receipt(&domain).await;
-    let when = credits::cycle::parse_time(&at(5)).expect("time");
+    let when = credits::cycle::parse_time(&in_minutes(5)).expect("time");
     let lease = when + credits::ops::outbox::LEASE;
     assert!(app.store.claim_email(&id, when, lease).await.expect("a claim").is_some());
     assert!(app.store.claim_email(&id, when, lease).await.expect("no error: leased").is_none());

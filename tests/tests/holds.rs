@@ -4,10 +4,6 @@
 use integration_tests::*;
 use serde_json::{json, Value};
 
-fn at(minutes: i64) -> String {
-    credits::cycle::format_time(credits::cycle::now() + chrono::Duration::minutes(minutes))
-}
-
 async fn kinds(app: &credits::App, user: &str) -> Vec<String> {
     ledger_kinds(app, user).await.into_iter().map(|(k, ..)| k).collect()
 }
@@ -226,11 +222,11 @@ async fn expired_holds_are_released_once_by_racing_runs() {
         hold(&app, json!({"user_id": user, "hold_id": "long", "credits": 100, "expires_in_s": 3600})).await.status,
         201
     );
-    assert_eq!(expire_holds_at(&app, &at(0)).await["expired"], 0, "not yet due");
+    assert_eq!(expire_holds_at(&app, &in_minutes(0)).await["expired"], 0, "not yet due");
     let runs: Vec<_> = (0..3)
         .map(|_| {
             let app = app.clone();
-            tokio::spawn(async move { expire_holds_at(&app, &at(2)).await })
+            tokio::spawn(async move { expire_holds_at(&app, &in_minutes(2)).await })
         })
         .collect();
     let mut expired = 0;
@@ -274,7 +270,7 @@ async fn a_release_past_expires_at_before_the_sweep_gives_everything_back_and_th
     );
     assert_eq!(kinds(&app, &user).await, ["signup_grant", "hold", "release"]);
     // The sweep then finds nothing to do, and the release, sent again, replays.
-    assert_eq!(expire_holds_at(&app, &at(2)).await["expired"], 0);
+    assert_eq!(expire_holds_at(&app, &in_minutes(2)).await["expired"], 0);
     let again = settle_hold(&app, "late", "release", json!({"user_id": user})).await;
     assert_eq!((again.status, again.text.as_str()), (200, release.text.as_str()));
     assert_ledger_explains_balance(&app, &user).await;
@@ -298,7 +294,7 @@ async fn an_expiry_racing_a_capture_leaves_one_winner() {
         };
         let expiry = {
             let app = app.clone();
-            tokio::spawn(async move { expire_holds_at(&app, &at(2)).await })
+            tokio::spawn(async move { expire_holds_at(&app, &in_minutes(2)).await })
         };
         let (capture, expiry) = (capture.await.expect("capture"), expiry.await.expect("expiry"));
         let b = balance(&app, &user).await;
@@ -351,7 +347,7 @@ async fn expiry_finds_due_holds_through_the_schedule_index_without_a_scan() {
     let placed = hold(&app, json!({"user_id": user, "hold_id": "h", "credits": 100, "expires_in_s": 60})).await;
     assert_eq!(placed.status, 201, "{}", placed.text);
     log.clear();
-    assert_eq!(expire_holds_at(&app, &at(2)).await["expired"], 1);
+    assert_eq!(expire_holds_at(&app, &in_minutes(2)).await["expired"], 1);
     let ops = log.operations();
     assert!(ops.iter().any(|op| op == "Query"), "{ops:?}");
     assert!(!ops.iter().any(|op| op == "Scan"), "no scan: {ops:?}");
@@ -422,7 +418,7 @@ async fn the_list_reads_only_the_open_holds_entries_and_still_finds_older_holds(
     assert_eq!(open_entries(&app, &user).await.len(), 5);
     assert_eq!(settle_hold(&app, "cap", "capture", json!({"user_id": user, "credits": 4})).await.status, 200);
     assert_eq!(settle_hold(&app, "rel", "release", json!({"user_id": user})).await.status, 200);
-    assert_eq!(expire_holds_at(&app, &at(2)).await["expired"], 1);
+    assert_eq!(expire_holds_at(&app, &in_minutes(2)).await["expired"], 1);
     assert_eq!(open_entries(&app, &user).await, ["OPENHOLD#older", "OPENHOLD#open"], "closed holds lose their entries");
 
     // (The holds were opened within a second or two: compared as sets.)

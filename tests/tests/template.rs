@@ -119,7 +119,6 @@ fn each_role_allows_exactly_what_its_function_calls() {
 async fn each_role_allows_what_its_function_sends() {
     use integration_tests::*;
     use serde_json::json;
-    let in_minutes = |m: i64| credits::cycle::format_time(credits::cycle::now() + chrono::Duration::minutes(m));
     let table = fresh_table(&app().await).await;
     let setup = app_with(&[("TABLE_NAME", &table)], None).await;
     let log = RequestLog::default();
